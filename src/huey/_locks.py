@@ -1,0 +1,122 @@
+"""Task locks and fixed-window rate limits, both kept in the storage's KV and counters."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from huey.exceptions import RateLimitExceeded, TaskLockedException
+
+if TYPE_CHECKING:
+    from huey.api import Huey
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskLock:
+    """A named lock: only one holder at a time, across every consumer of the storage.
+
+    :param huey: the Huey instance whose storage holds the lock.
+    :param name: the lock name; the key is ``<huey.name>.lock.<name>``.
+    :param ttl: seconds after which a lock whose holder died is released by the storage.
+    """
+
+    def __init__(self, huey: Huey, name: str, ttl: float | None = None) -> None:
+        if ttl is not None and (not isinstance(ttl, (int, float)) or ttl <= 0):
+            raise ValueError(f"lock ttl must be a positive number of seconds, got {ttl!r}")
+        self._huey = huey
+        self._name = name
+        self._ttl = ttl
+        self._key = f"{huey.name}.lock.{name}"
+        # Registered at construction so decorator locks are found by flush_locks().
+        huey._locks.add(self._key)
+
+    def is_locked(self) -> bool:
+        """Whether somebody holds the lock."""
+        return self._huey.storage.has_data_for_key(self._key)
+
+    locked = is_locked
+
+    def acquire(self) -> bool:
+        """Take the lock or raise ``TaskLockedException``."""
+        if not self._huey.put_if_empty(self._key, "1", self._ttl):
+            raise TaskLockedException(f"unable to acquire lock {self._name}")
+        return True
+
+    def clear(self) -> bool:
+        """Release the lock whoever holds it; return whether it was held."""
+        return self._huey.delete(self._key)
+
+    release = clear
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    def __enter__(self) -> TaskLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._huey.delete(self._key)
+
+
+class RateLimit:
+    """A fixed-window rate limit: at most ``limit`` acquisitions per ``per`` seconds.
+
+    :param retry: when the window is full, whether the worker retries the task at the next
+        window (``RateLimitExceeded.retry``).
+    """
+
+    def __init__(self, huey: Huey, name: str, limit: int, per: int, retry: bool = True) -> None:
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"rate limit must be a positive integer, got {limit!r}")
+        if not isinstance(per, (int, float)) or per <= 0:
+            raise ValueError(f"rate limit period must be a positive number, got {per!r}")
+        self._huey = huey
+        self.name = name
+        self.limit = limit
+        self.per = per
+        self.retry = retry
+        self._counter_key = f"{huey.name}.rl.{name}"
+        self._window_key = f"{huey.name}.rl.{name}.w"
+
+    def acquire(self) -> None:
+        """Count one use; raise ``RateLimitExceeded`` when the window is full."""
+        now = time.time()
+        window = int(now) // self.per
+        if self._huey.get(self._window_key, peek=True) != window:
+            self._huey.storage.delete_counter(self._counter_key)
+            self._huey.put(self._window_key, window)
+        count = self._huey.storage.incr(self._counter_key)
+        if count > self.limit:
+            delay = (window + 1) * self.per - now
+            raise RateLimitExceeded(self.name, delay, self.retry)
+
+    def current_usage(self) -> int:
+        """How many acquisitions the current window has counted."""
+        return self._huey.storage.incr(self._counter_key, 0)
+
+    def reset(self) -> None:
+        """Forget the current window and its count."""
+        self._huey.delete(self._window_key)
+        self._huey.storage.delete_counter(self._counter_key)
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        pass

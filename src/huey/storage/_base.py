@@ -1,0 +1,219 @@
+"""The storage contract: bytes in, bytes out.
+
+Every backend implements :class:`BaseStorage`. Keys are ``str``, values are ``bytes``;
+storages never see tasks, the serializer or the registry. One contract suite
+(``tests/storage/test_contract.py``) runs against every backend.
+
+Leased delivery (additive, see ARCHITECTURE.md "Delivery model"): ``dequeue_leased``,
+``ack``, ``extend_leases``, ``release`` and ``requeue_expired``. Their defaults here give
+plain at-most-once delivery on top of ``dequeue()``, so a third-party storage that only
+implements the upstream methods keeps working; backends override them to lease.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any, Iterable, NamedTuple
+
+from huey.constants import EmptyData
+
+
+class Delivery(NamedTuple):
+    """A task message taken from the queue.
+
+    :param data: the message bytes.
+    :param token: the lease token to pass to :meth:`BaseStorage.ack`, or ``None`` when the
+        storage delivers at most once (the message was removed when taken).
+    :param count: how many times this message has been delivered, this time included.
+    """
+
+    data: bytes
+    token: str | None = None
+    count: int = 1
+
+
+class BaseStorage:
+    """Base class of every storage; documents the contract each backend fulfils.
+
+    :param name: the queue namespace; keeps several queues apart inside one store.
+    :param storage_kwargs: backend options; the base class ignores unknown ones.
+    """
+
+    #: Whether ``dequeue()`` itself waits for a message (so the worker need not sleep).
+    blocking = False
+    #: Whether priorities are supported.
+    priority = True
+
+    def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
+        self.name = name
+
+    def close(self) -> bool | None:
+        """Release connections and handles. Called before forking process workers."""
+        return None
+
+    # -- queue ---------------------------------------------------------------------------
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        """Push a message; a higher priority is dequeued first, FIFO among equals."""
+        raise NotImplementedError
+
+    def dequeue(self) -> bytes | None:
+        """Atomically remove and return the next message, or ``None`` (may block a while)."""
+        raise NotImplementedError
+
+    def queue_size(self) -> int:
+        """Number of messages waiting in the queue."""
+        raise NotImplementedError
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """The first ``limit`` messages in dequeue order, not removed."""
+        raise NotImplementedError
+
+    def flush_queue(self) -> None:
+        """Remove every message from the queue."""
+        raise NotImplementedError
+
+    # -- schedule ------------------------------------------------------------------------
+    def add_to_schedule(self, data: bytes, ts: datetime.datetime) -> None:
+        """Store a message to become due at the naive datetime ``ts``."""
+        raise NotImplementedError
+
+    def read_schedule(self, ts: datetime.datetime) -> list[bytes]:
+        """Atomically remove and return every message due at or before ``ts``, soonest first."""
+        raise NotImplementedError
+
+    def schedule_size(self) -> int:
+        """Number of scheduled messages."""
+        raise NotImplementedError
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        """The first ``limit`` scheduled messages, soonest first, not removed."""
+        raise NotImplementedError
+
+    def flush_schedule(self) -> None:
+        """Remove every scheduled message."""
+        raise NotImplementedError
+
+    # -- results / key-value -------------------------------------------------------------
+    def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
+        """Upsert ``key``. ``is_result`` marks a task result (notification, expiry)."""
+        raise NotImplementedError
+
+    def peek_data(self, key: str) -> bytes | type[EmptyData]:
+        """Return the value of ``key`` or ``EmptyData``, leaving it stored."""
+        raise NotImplementedError
+
+    def peek_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """Return ``{key: value}`` for those of ``keys`` that exist."""
+        found: dict[str, bytes] = {}
+        for key in keys:
+            value = self.peek_data(key)
+            if value is not EmptyData:
+                found[key] = value  # type: ignore[assignment]
+        return found
+
+    def pop_data(self, key: str) -> bytes | type[EmptyData]:
+        """Remove and return the value of ``key``, or ``EmptyData``."""
+        raise NotImplementedError
+
+    def delete_data(self, key: str) -> bool:
+        """Delete ``key``; return whether it existed."""
+        return self.pop_data(key) is not EmptyData
+
+    def has_data_for_key(self, key: str) -> bool:
+        """Return whether ``key`` exists."""
+        raise NotImplementedError
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent; return whether it was stored.
+
+        This default is not atomic and has no ttl support; backends override it.
+        """
+        if ttl is not None:
+            raise NotImplementedError(f"{type(self).__name__}.put_if_empty() has no ttl support")
+        if self.has_data_for_key(key):
+            return False
+        self.put_data(key, value)
+        return True
+
+    def wait_result(
+        self,
+        key: str,
+        timeout: float | None = None,
+        backoff: float = 1.15,
+        max_delay: float = 1.0,
+    ) -> bool:
+        """Wait until ``key`` exists; return False if ``timeout`` seconds pass first.
+
+        ``timeout=None`` waits forever and ``timeout=0`` checks once. This default polls
+        with a delay that starts at 0.05 s and grows by ``backoff`` up to ``max_delay``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            if self.has_data_for_key(key):
+                return True
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            sleep = min(delay, max_delay)
+            if deadline is not None:
+                sleep = min(sleep, deadline - now)
+            time.sleep(max(sleep, 0))
+            delay *= backoff
+
+    def result_store_size(self) -> int:
+        """Number of keys in the result / key-value store."""
+        raise NotImplementedError
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every key of the result / key-value store with its raw value."""
+        raise NotImplementedError
+
+    def flush_results(self) -> None:
+        """Remove every key of the result / key-value store."""
+        raise NotImplementedError
+
+    # -- counters ------------------------------------------------------------------------
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Atomically add ``amount`` to a counter (missing counts as 0); return the new value."""
+        raise NotImplementedError
+
+    def delete_counter(self, key: str) -> None:
+        """Delete a counter."""
+        raise NotImplementedError
+
+    def flush_counters(self) -> None:
+        """Delete every counter."""
+        raise NotImplementedError
+
+    def flush_all(self) -> None:
+        """Clear the queue, the schedule, the result store and the counters."""
+        self.flush_queue()
+        self.flush_schedule()
+        self.flush_results()
+        self.flush_counters()
+
+    # -- leased delivery (additive; defaults are at-most-once) ---------------------------
+    def dequeue_leased(self, lease_seconds: float) -> Delivery | None:
+        """Take the next message under a lease of ``lease_seconds``.
+
+        The message stays owned by the caller until :meth:`ack`; if the lease expires first
+        it becomes available again. The default removes the message (at-most-once) and
+        returns a delivery without a token.
+        """
+        data = self.dequeue()
+        return None if data is None else Delivery(data)
+
+    def ack(self, token: str | None) -> None:
+        """Acknowledge a delivery: its outcome is stored, so forget the message."""
+
+    def extend_leases(self, tokens: Iterable[str], lease_seconds: float) -> None:
+        """Renew the leases of running tasks (the heartbeat)."""
+
+    def release(self, token: str | None) -> None:
+        """Give a taken but unstarted message back to the queue at once."""
+
+    def requeue_expired(self) -> int:
+        """Make messages whose lease expired available again; return how many."""
+        return 0

@@ -1,0 +1,6 @@
+"""PostgreSQL storage (placeholder while being written)."""
+from huey.storage._base import BaseStorage
+
+
+class PostgresStorage(BaseStorage):
+    pass
