@@ -11,8 +11,9 @@ import copy
 import datetime
 import logging
 import time
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 from huey import signals as S
 from huey._task import PeriodicTask, Task
@@ -100,7 +101,7 @@ def _run_pre_execute_hooks(huey: Huey, task: Task) -> bool:
 def _timeout_context(huey: Huey, task: Task) -> ContextManager[Any]:
     handler = huey._timeout_handler
     if task.timeout and handler is not None:
-        return handler(task.timeout)  # type: ignore[no-any-return]
+        return handler(task.timeout)
     return nullcontext()
 
 

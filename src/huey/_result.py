@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import TYPE_CHECKING, Any, Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from huey.constants import EmptyData
 from huey.exceptions import ResultTimeout, TaskException

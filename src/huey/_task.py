@@ -6,7 +6,8 @@ import datetime
 import inspect
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from huey.exceptions import ConfigurationError, TaskTimeout
 from huey.utils import normalize_expire_time, normalize_time
@@ -166,11 +167,7 @@ class Task:
         return rep
 
     def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is type(self)
-            and self.id == other.id  # type: ignore[attr-defined]
-            and self.eta == other.eta  # type: ignore[attr-defined]
-        )
+        return type(other) is type(self) and self.id == other.id and self.eta == other.eta
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -254,7 +251,11 @@ class TaskWrapper(Generic[P, R]):
         self.__doc__ = func.__doc__
 
     def create_task(
-        self, func: Callable[..., Any], context: bool = False, name: str | None = None, **settings: Any
+        self,
+        func: Callable[..., Any],
+        context: bool = False,
+        name: str | None = None,
+        **settings: Any,
     ) -> type[Task]:
         """Build the Task subclass that runs ``func``."""
 

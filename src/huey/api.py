@@ -10,13 +10,17 @@ import re
 import threading
 import traceback
 import warnings
-from typing import Any, Callable, ContextManager, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any, TypeVar
 
 from huey import _execution
 from huey import signals as S
 from huey._crontab import crontab
+from huey._hooks import HooksMixin
 from huey._locks import RateLimit, TaskLock
 from huey._result import ChordResult, Result, ResultGroup
+from huey._revocation import RevocationMixin
 from huey._task import PeriodicTask, Task, TaskWrapper, chord, group
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError, HueyException, TaskException
@@ -65,7 +69,7 @@ def _check_task_options(retries: Any, retry_delay: Any, retry_backoff: Any, time
     _check_number("timeout", timeout)
 
 
-class Huey:
+class Huey(HooksMixin, RevocationMixin):
     """A task queue: decorate functions with :meth:`task`, call them to enqueue, and run a
     consumer (``huey_consumer module.huey``) to execute them.
 
@@ -260,79 +264,6 @@ class Huey:
 
         return decorator
 
-    # -- hooks ---------------------------------------------------------------------------
-    @staticmethod
-    def _register_hook(registry: dict[str, Hook], name: str | None) -> Callable[[F], F]:
-        def decorator(fn: F) -> F:
-            registry[name or fn.__name__] = fn
-            return fn
-
-        return decorator
-
-    @staticmethod
-    def _unregister_hook(registry: dict[str, Hook], name: Any) -> bool:
-        if not isinstance(name, str):
-            name = name.__name__
-        return registry.pop(name, None) is not None
-
-    def pre_execute(self, name: str | None = None) -> Callable[[F], F]:
-        """Decorator for ``fn(task)`` run before each task; raise CancelExecution to skip."""
-        return self._register_hook(self._pre_execute, name)
-
-    def unregister_pre_execute(self, name: Any) -> bool:
-        """Remove a pre-execute hook by name or function."""
-        return self._unregister_hook(self._pre_execute, name)
-
-    def post_execute(self, name: str | None = None) -> Callable[[F], F]:
-        """Decorator for ``fn(task, task_value, exception)`` run after each task."""
-        return self._register_hook(self._post_execute, name)
-
-    def unregister_post_execute(self, name: Any) -> bool:
-        """Remove a post-execute hook by name or function."""
-        return self._unregister_hook(self._post_execute, name)
-
-    def on_startup(self, name: str | None = None) -> Callable[[F], F]:
-        """Decorator for a zero-argument callable run once in each worker as it starts."""
-        return self._register_hook(self._startup, name)
-
-    def unregister_on_startup(self, name: Any) -> bool:
-        """Remove a startup hook by name or function."""
-        return self._unregister_hook(self._startup, name)
-
-    def on_shutdown(self, name: str | None = None) -> Callable[[F], F]:
-        """Decorator for a zero-argument callable run in each worker as it exits."""
-        return self._register_hook(self._shutdown, name)
-
-    def unregister_on_shutdown(self, name: Any = None) -> bool:
-        """Remove a shutdown hook by name or function."""
-        return self._unregister_hook(self._shutdown, name)
-
-    # -- signals -------------------------------------------------------------------------
-    def signal(self, *signals: str) -> Callable[[F], F]:
-        """Decorator connecting a receiver to ``signals`` (all signals when none given)."""
-
-        def decorator(fn: F) -> F:
-            self._signal.connect(fn, *signals)
-            return fn
-
-        return decorator
-
-    def disconnect_signal(self, receiver: Callable[..., Any], *signals: str) -> None:
-        """Disconnect a receiver from ``signals`` (from every signal when none given)."""
-        self._signal.disconnect(receiver, *signals)
-
-    def _emit(self, signal: str, task: Any, *args: Any, **kwargs: Any) -> None:
-        self._signal.send(signal, task, *args, **kwargs)
-
-    def notify_interrupted_tasks(self) -> None:
-        """Emit SIGNAL_INTERRUPTED for every task still running (called at consumer exit)."""
-        while self._tasks_in_flight:
-            try:
-                task = self._tasks_in_flight.pop()
-            except KeyError:
-                break
-            self._emit(S.SIGNAL_INTERRUPTED, task)
-
     # -- serialization -------------------------------------------------------------------
     def serialize(self, data: Any) -> bytes:
         """Serialize a value with the configured serializer."""
@@ -385,7 +316,7 @@ class Huey:
             return None
         if task.on_complete is None:
             return Result(self, task)
-        stages = []
+        stages: list[Result[Any]] = []
         stage: Task | None = task
         while stage is not None:
             stages.append(Result(self, stage))
@@ -399,7 +330,7 @@ class Huey:
 
         callback = the_chord.callback
         cid, size = str(uuid.uuid4()), len(the_chord.tasks)
-        members = []
+        members: list[Result[Any]] = []
         for idx, member in enumerate(the_chord.tasks):
             head = member.callback if isinstance(member, chord) else member
             tail = head
@@ -556,87 +487,6 @@ class Huey:
 
     def _result_handle(self, task: Task) -> Result[Any]:
         return Result(self, task)
-
-    # -- revocation ----------------------------------------------------------------------
-    def _class_revoke_id(self, task_class: Any) -> str:
-        if isinstance(task_class, TaskWrapper):
-            task_class = task_class.task_class
-        return f"rt:{self._registry.task_to_string(task_class)}"
-
-    def _revoke_keys(self, task: Any) -> list[str]:
-        if isinstance(task, str):
-            return [f"r:{task}"]
-        if isinstance(task, TaskWrapper) or (isinstance(task, type) and issubclass(task, Task)):
-            return [self._class_revoke_id(task)]
-        if isinstance(task, Result):
-            task = task.task
-        return [task.revoke_id, self._class_revoke_id(type(task))]
-
-    def _revoke_value(self, revoke_until: Any, revoke_once: bool) -> tuple[Any, bool]:
-        if revoke_until is not None:
-            if isinstance(revoke_until, datetime.datetime):
-                revoke_until = normalize_time(eta=revoke_until, utc=self.utc)
-            else:
-                revoke_until = normalize_time(delay=revoke_until, utc=self.utc)
-        return revoke_until, revoke_once
-
-    def revoke(self, task: Any, revoke_until: Any = None, revoke_once: bool = False) -> None:
-        """Revoke a task (anything with ``revoke_id``): until a time, once, or for good."""
-        self.put(task.revoke_id, self._revoke_value(revoke_until, revoke_once))
-
-    def restore(self, task: Any) -> bool:
-        """Undo a task's revocation; return whether one existed."""
-        return self.delete(task.revoke_id)
-
-    def revoke_by_id(self, id: str, revoke_until: Any = None, revoke_once: bool = False) -> None:
-        """Revoke the task with this id."""
-        self.revoke(Task(id=id), revoke_until, revoke_once)
-
-    def restore_by_id(self, id: str) -> bool:
-        """Undo the revocation of the task with this id."""
-        return self.restore(Task(id=id))
-
-    def revoke_all(self, task_class: Any, revoke_until: Any = None, revoke_once: bool = False) -> None:
-        """Revoke every instance of a task (a TaskWrapper or Task subclass)."""
-        self.put(self._class_revoke_id(task_class), self._revoke_value(revoke_until, revoke_once))
-
-    def restore_all(self, task_class: Any) -> bool:
-        """Undo a class-level revocation; return whether one existed."""
-        return self.delete(self._class_revoke_id(task_class))
-
-    def is_revoked(
-        self, task: Any, timestamp: datetime.datetime | None = None, peek: bool = True
-    ) -> bool:
-        """Whether ``task`` (wrapper, class, instance, Result or id) is revoked.
-
-        With ``peek=False`` a one-shot or lapsed flag is consumed.
-        """
-        keys = self._revoke_keys(task)
-        flags = self.storage.peek_many(keys)
-        if not flags:
-            return False
-        if timestamp is None:
-            timestamp = self._get_timestamp()
-        for key in keys:
-            if key in flags and self._check_flag(key, flags[key], timestamp, peek):
-                return True
-        return False
-
-    def _check_flag(self, key: str, raw: bytes, timestamp: datetime.datetime, peek: bool) -> bool:
-        try:
-            revoke_until, revoke_once = self.deserialize(raw)
-        except Exception:
-            logger.exception("Unreadable revocation flag %s; treated as revoked", key)
-            return True
-        if revoke_once:
-            if not peek:
-                self.delete(key)
-            return True
-        if revoke_until is not None and revoke_until <= timestamp:
-            if not peek:
-                self.delete(key)
-            return False
-        return True
 
     # -- locks and rate limits -----------------------------------------------------------
     def lock_task(self, lock_name: str, ttl: float | None = None) -> TaskLock:

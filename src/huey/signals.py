@@ -7,7 +7,8 @@ that emitted the signal. A receiver that raises is logged and never stops the ot
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("huey.signals")
 

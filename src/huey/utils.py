@@ -12,7 +12,8 @@ import threading
 import time
 import warnings
 from collections import namedtuple
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 try:
     import fcntl

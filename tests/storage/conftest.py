@@ -6,8 +6,9 @@ Each backend registers a factory in ``FACTORIES``; the contract suite
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from huey.constants import EmptyData
 
@@ -30,7 +31,7 @@ class Delivery(NamedTuple):
 
     data: bytes
     token: str | None = None
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # shadows tuple.count on purpose
 
 
 class BaseStorage:
