@@ -6,7 +6,7 @@ Backends that need a driver (redis, psycopg) import it lazily and raise
 
 from __future__ import annotations
 
-from huey.storage._base import BaseStorage, Delivery
+from huey.storage._base import BaseStorage, DeadLetter, Delivery
 from huey.storage._file import FileStorage
 from huey.storage._memory import BlackHoleStorage, MemoryStorage
 from huey.storage._postgres import PostgresStorage
@@ -25,6 +25,7 @@ __all__ = [
     "BaseSqlStorage",
     "BlackHoleStorage",
     "CySqliteStorage",
+    "DeadLetter",
     "Delivery",
     "FileStorage",
     "MemoryStorage",

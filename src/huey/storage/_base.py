@@ -34,6 +34,21 @@ class Delivery(NamedTuple):
     count: int = 1  # type: ignore[assignment]  # shadows tuple.count on purpose
 
 
+class DeadLetter(NamedTuple):
+    """A message set aside instead of being run or dropped.
+
+    :param id: the dead letter's id within this storage.
+    :param data: the message bytes, exactly as they were queued.
+    :param reason: why it was set aside (crash loop, undecodable, unknown task...).
+    :param timestamp: when it was set aside (epoch seconds).
+    """
+
+    id: str
+    data: bytes
+    reason: str
+    timestamp: float
+
+
 class BaseStorage:
     """Base class of every storage; documents the contract each backend fulfils.
 
@@ -218,3 +233,43 @@ class BaseStorage:
     def requeue_expired(self) -> int:
         """Make messages whose lease expired available again; return how many."""
         return 0
+
+    # -- huey-ng state beside upstream's layout (dead letters, claims, leases) -----------
+    #: Whether this storage implements leased delivery and the methods below.
+    supports_leases = False
+
+    def add_dead_letter(self, data: bytes, reason: str) -> str:
+        """Set a message aside with the reason; return its dead-letter id."""
+        raise NotImplementedError(f"{type(self).__name__} has no dead-letter store")
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters, oldest first."""
+        return []
+
+    def dead_letter_count(self) -> int:
+        """Number of dead letters."""
+        return 0
+
+    def pop_dead_letter(self, id: str) -> DeadLetter | None:
+        """Remove and return one dead letter (None if there is no such id)."""
+        return None
+
+    def flush_dead_letters(self) -> None:
+        """Delete every dead letter."""
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """Atomically mark ``key`` as taken for ``ttl`` seconds; False if already taken.
+
+        Used to deduplicate periodic ticks; lives outside the result store.
+        """
+        return self.put_if_empty(f"hueyng.claim.{key}", b"1", ttl)
+
+    def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        """Take or renew the named lease for ``owner`` for ``ttl`` seconds.
+
+        True when ``owner`` holds it afterwards (it was free, expired, or already theirs).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no leases")
+
+    def release_lease(self, key: str, owner: str) -> None:
+        """Give up the named lease if ``owner`` holds it."""

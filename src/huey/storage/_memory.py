@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import heapq
 import itertools
 import threading
-from typing import Any
+import time
+import uuid
+from typing import Any, Iterable
 
 from huey.constants import EmptyData
-from huey.storage._base import BaseStorage
+from huey.storage._base import BaseStorage, DeadLetter, Delivery
 
 
 class BlackHoleStorage(BaseStorage):
@@ -87,9 +90,17 @@ class MemoryStorage(BaseStorage):
     among equals. ``put_if_empty`` is atomic; its ``ttl`` is ignored.
     """
 
+    supports_leases = True
+
     def __init__(self, name: str = "huey", **kwargs: Any) -> None:
         super().__init__(name)
         self._lock = threading.RLock()
+        # token -> (data, priority, lease expiry, delivery count)
+        self._leases: dict[str, tuple[bytes, float, float, int]] = {}
+        self._deliveries: dict[bytes, int] = {}  # sha1(message) -> deliveries so far
+        self._dead: dict[str, DeadLetter] = {}
+        self._claims: dict[str, float] = {}
+        self._named_leases: dict[str, tuple[str, float]] = {}
         self._queue: list[tuple[float, int, bytes]] = []
         self._schedule: list[tuple[datetime.datetime, int, bytes]] = []
         self._results: dict[str, bytes] = {}
@@ -185,3 +196,105 @@ class MemoryStorage(BaseStorage):
     def flush_counters(self) -> None:
         with self._lock:
             self._counters = {}
+
+    def flush_all(self) -> None:
+        super().flush_all()
+        with self._lock:
+            self._leases.clear()
+            self._deliveries.clear()
+            self._dead.clear()
+            self._claims.clear()
+            self._named_leases.clear()
+
+    # -- leased delivery -----------------------------------------------------------------
+    def dequeue_leased(self, lease_seconds: float) -> Delivery | None:
+        with self._lock:
+            if not self._queue:
+                return None
+            neg_priority, _, data = heapq.heappop(self._queue)
+            digest = hashlib.sha1(data).digest()
+            count = self._deliveries.get(digest, 0) + 1
+            self._deliveries[digest] = count
+            token = uuid.uuid4().hex
+            expiry = time.monotonic() + lease_seconds
+            self._leases[token] = (data, -neg_priority, expiry, count)
+            return Delivery(data, token, count)
+
+    def ack(self, token: str | None) -> None:
+        with self._lock:
+            lease = self._leases.pop(token or "", None)
+            if lease is not None:
+                self._deliveries.pop(hashlib.sha1(lease[0]).digest(), None)
+
+    def extend_leases(self, tokens: Iterable[str], lease_seconds: float) -> None:
+        expiry = time.monotonic() + lease_seconds
+        with self._lock:
+            for token in tokens:
+                lease = self._leases.get(token)
+                if lease is not None:
+                    self._leases[token] = (lease[0], lease[1], expiry, lease[3])
+
+    def release(self, token: str | None) -> None:
+        with self._lock:
+            lease = self._leases.pop(token or "", None)
+            if lease is None:
+                return
+            data, priority, _, count = lease
+            # Never started, so this delivery does not count against the task.
+            self._deliveries[hashlib.sha1(data).digest()] = count - 1
+            heapq.heappush(self._queue, (-priority, next(self._seq), data))
+
+    def requeue_expired(self) -> int:
+        now = time.monotonic()
+        with self._lock:
+            expired = [token for token, lease in self._leases.items() if lease[2] <= now]
+            for token in expired:
+                data, priority, _, _ = self._leases.pop(token)
+                heapq.heappush(self._queue, (-priority, next(self._seq), data))
+            return len(expired)
+
+    # -- dead letters, claims, named leases ----------------------------------------------
+    def add_dead_letter(self, data: bytes, reason: str) -> str:
+        letter = DeadLetter(uuid.uuid4().hex, data, reason, time.time())
+        with self._lock:
+            self._dead[letter.id] = letter
+            self._deliveries.pop(hashlib.sha1(data).digest(), None)
+        return letter.id
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        with self._lock:
+            return list(self._dead.values())[:limit]
+
+    def dead_letter_count(self) -> int:
+        return len(self._dead)
+
+    def pop_dead_letter(self, id: str) -> DeadLetter | None:
+        with self._lock:
+            return self._dead.pop(id, None)
+
+    def flush_dead_letters(self) -> None:
+        with self._lock:
+            self._dead.clear()
+
+    def claim(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._claims.get(key, 0) > now:
+                return False
+            self._claims[key] = now + ttl
+            return True
+
+    def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            holder = self._named_leases.get(key)
+            if holder is not None and holder[0] != owner and holder[1] > now:
+                return False
+            self._named_leases[key] = (owner, now + ttl)
+            return True
+
+    def release_lease(self, key: str, owner: str) -> None:
+        with self._lock:
+            holder = self._named_leases.get(key)
+            if holder is not None and holder[0] == owner:
+                del self._named_leases[key]
