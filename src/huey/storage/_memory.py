@@ -10,7 +10,8 @@ import itertools
 import threading
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from huey.constants import EmptyData
 from huey.storage._base import BaseStorage, DeadLetter, Delivery
