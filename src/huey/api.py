@@ -38,7 +38,7 @@ from huey.storage import (
     RedisStorage,
     SqliteStorage,
 )
-from huey.storage._base import BaseStorage
+from huey.storage._base import BaseStorage, DeadLetter
 from huey.utils import Error, normalize_time, utcnow
 
 logger = logging.getLogger("huey")
@@ -84,6 +84,12 @@ class Huey(HooksMixin, RevocationMixin):
     :param immediate_use_memory: in immediate mode use a fresh in-memory storage.
     :param storage_class: storage class (overrides the class attribute).
     :param store_intermediate_errors: store errors of attempts that will be retried.
+    :param at_most_once: remove a task from storage when a worker takes it (upstream's
+        behaviour) instead of leasing it until its outcome is stored.
+    :param visibility_timeout: seconds a taken task stays leased without a heartbeat before
+        it is delivered again (running tasks are renewed by the consumer's heartbeat).
+    :param max_deliveries: deliveries allowed to a task without retries whose worker keeps
+        dying; then it goes to the dead-letter store.
     :param storage_kwargs: passed to ``storage_class(name, **storage_kwargs)``.
     """
 
@@ -102,6 +108,9 @@ class Huey(HooksMixin, RevocationMixin):
         immediate_use_memory: bool = True,
         storage_class: type[BaseStorage] | None = None,
         store_intermediate_errors: bool = True,
+        at_most_once: bool = False,
+        visibility_timeout: float = 30,
+        max_deliveries: int = 3,
         **storage_kwargs: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -112,8 +121,28 @@ class Huey(HooksMixin, RevocationMixin):
             raise ConfigurationError(
                 f"storage_class must be a BaseStorage subclass, got {storage_class!r}"
             )
+        if (
+            isinstance(visibility_timeout, bool)
+            or not isinstance(visibility_timeout, (int, float))
+            or visibility_timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"visibility_timeout must be a positive number of seconds, got "
+                f"{visibility_timeout!r}"
+            )
+        if (
+            isinstance(max_deliveries, bool)
+            or not isinstance(max_deliveries, int)
+            or (max_deliveries < 1)
+        ):
+            raise ConfigurationError(
+                f"max_deliveries must be an integer >= 1, got {max_deliveries!r}"
+            )
         self.name = name
         self.results = results
+        self.at_most_once = at_most_once
+        self.visibility_timeout = float(visibility_timeout)
+        self.max_deliveries = max_deliveries
         self.store_none = store_none
         self.store_intermediate_errors = store_intermediate_errors
         self.utc = utc
@@ -487,6 +516,35 @@ class Huey(HooksMixin, RevocationMixin):
 
     def _result_handle(self, task: Task) -> Result[Any]:
         return Result(self, task)
+
+    # -- dead letters --------------------------------------------------------------------
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Messages set aside (crash loops, undecodable messages), oldest first."""
+        return self.storage.dead_letters(limit)
+
+    def dead_letter_count(self) -> int:
+        """Number of dead letters."""
+        return self.storage.dead_letter_count()
+
+    def requeue_dead_letter(self, id: str) -> bool:
+        """Put one dead letter back on the queue; return whether it existed."""
+        letter = self.storage.pop_dead_letter(id)
+        if letter is None:
+            return False
+        self.storage.enqueue(letter.data)
+        return True
+
+    def requeue_dead_letters(self) -> int:
+        """Put every dead letter back on the queue; return how many."""
+        return sum(self.requeue_dead_letter(letter.id) for letter in self.dead_letters())
+
+    def delete_dead_letter(self, id: str) -> bool:
+        """Delete one dead letter; return whether it existed."""
+        return self.storage.pop_dead_letter(id) is not None
+
+    def flush_dead_letters(self) -> None:
+        """Delete every dead letter."""
+        self.storage.flush_dead_letters()
 
     # -- locks and rate limits -----------------------------------------------------------
     def lock_task(self, lock_name: str, ttl: float | None = None) -> TaskLock:
