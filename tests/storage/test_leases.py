@@ -1,0 +1,188 @@
+"""Contract of leased delivery, dead letters, claims and named leases (no task is ever lost).
+
+Runs on every backend through the ``storage`` fixture. Lease expiry uses short leases
+(0.2 s) and waits of a few times that, never timing assertions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from huey.storage import BaseStorage, Delivery
+
+LEASE = 0.2
+
+
+def expire() -> None:
+    time.sleep(LEASE * 3)
+
+
+def test_backend_supports_leases(storage: BaseStorage) -> None:
+    assert storage.supports_leases
+
+
+def test_take_is_a_lease_not_a_removal(storage: BaseStorage) -> None:
+    storage.enqueue(b"m1")
+    delivery = storage.dequeue_leased(LEASE)
+    assert isinstance(delivery, Delivery)
+    assert delivery.data == b"m1" and delivery.token and delivery.count == 1
+    assert storage.queue_size() == 0  # not visible to others while leased
+    assert storage.dequeue_leased(LEASE) is None
+    expire()
+    assert storage.requeue_expired() == 1
+    again = storage.dequeue_leased(LEASE)
+    assert again is not None and again.data == b"m1" and again.count == 2
+    assert again.token != delivery.token
+
+
+def test_ack_forgets_the_message(storage: BaseStorage) -> None:
+    storage.enqueue(b"m1")
+    delivery = storage.dequeue_leased(LEASE)
+    assert delivery is not None
+    storage.ack(delivery.token)
+    expire()
+    assert storage.requeue_expired() == 0
+    assert storage.queue_size() == 0
+    storage.enqueue(b"m1")  # the same bytes later count as a new message
+    fresh = storage.dequeue_leased(LEASE)
+    assert fresh is not None and fresh.count == 1
+
+
+def test_heartbeat_keeps_a_long_task_leased(storage: BaseStorage) -> None:
+    storage.enqueue(b"long")
+    delivery = storage.dequeue_leased(LEASE)
+    assert delivery is not None and delivery.token
+    for _ in range(4):
+        time.sleep(LEASE / 2)
+        storage.extend_leases([delivery.token], LEASE)
+        assert storage.requeue_expired() == 0
+    assert storage.queue_size() == 0
+
+
+def test_release_returns_message_at_once_without_counting(storage: BaseStorage) -> None:
+    storage.enqueue(b"m1")
+    delivery = storage.dequeue_leased(LEASE)
+    assert delivery is not None
+    storage.release(delivery.token)
+    assert storage.queue_size() == 1
+    again = storage.dequeue_leased(LEASE)
+    assert again is not None and again.data == b"m1" and again.count == 1
+
+
+def test_leased_take_keeps_priority_order(storage: BaseStorage) -> None:
+    if not storage.priority:
+        pytest.skip("this backend has no priorities (covered by the priority variants)")
+    storage.enqueue(b"low", 1)
+    storage.enqueue(b"high", 10)
+    storage.enqueue(b"low2", 1)
+    taken = [storage.dequeue_leased(LEASE) for _ in range(3)]
+    assert [d.data for d in taken if d] == [b"high", b"low", b"low2"]
+
+
+def test_concurrent_takers_never_share_a_message(storage: BaseStorage) -> None:
+    for i in range(60):
+        storage.enqueue(b"m%d" % i)
+    seen: list[bytes] = []
+    lock = threading.Lock()
+
+    def taker() -> None:
+        while True:
+            delivery = storage.dequeue_leased(30)
+            if delivery is None:
+                return
+            with lock:
+                seen.append(delivery.data)
+            storage.ack(delivery.token)
+
+    threads = [threading.Thread(target=taker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(seen) == sorted(b"m%d" % i for i in range(60))
+
+
+def test_binary_messages_survive_a_lease(storage: BaseStorage) -> None:
+    payload = bytes(range(256))
+    storage.enqueue(payload)
+    first = storage.dequeue_leased(LEASE)
+    assert first is not None and first.data == payload
+    expire()
+    storage.requeue_expired()
+    again = storage.dequeue_leased(LEASE)
+    assert again is not None and again.data == payload
+
+
+def test_dead_letters(storage: BaseStorage) -> None:
+    first = storage.add_dead_letter(b"\x00bad", "undecodable")
+    second = storage.add_dead_letter(b"poison", "crashed 4 times")
+    assert storage.dead_letter_count() == 2
+    letters = storage.dead_letters()
+    assert [(d.id, d.data, d.reason) for d in letters] == [
+        (first, b"\x00bad", "undecodable"),
+        (second, b"poison", "crashed 4 times"),
+    ]
+    assert letters[0].timestamp <= letters[1].timestamp <= time.time() + 1
+    assert [d.id for d in storage.dead_letters(limit=1)] == [first]
+    popped = storage.pop_dead_letter(first)
+    assert popped is not None and popped.data == b"\x00bad"
+    assert storage.pop_dead_letter(first) is None
+    storage.flush_dead_letters()
+    assert storage.dead_letter_count() == 0
+
+
+def test_extra_state_is_not_in_the_result_store(storage: BaseStorage) -> None:
+    storage.enqueue(b"m")
+    delivery = storage.dequeue_leased(LEASE)
+    storage.add_dead_letter(b"x", "reason")
+    assert storage.claim("tick:a", 5)
+    assert storage.acquire_lease("scheduler", "me", 5)
+    assert delivery is not None
+    assert storage.result_store_size() == 0
+    assert storage.result_items() == {}
+    storage.flush_all()  # flush clears huey-ng's extra state too
+    assert storage.dead_letter_count() == 0
+    assert storage.claim("tick:a", 5)
+    assert storage.acquire_lease("scheduler", "other", 5)
+    expire()
+    assert storage.requeue_expired() == 0
+
+
+def test_claim_is_once_per_key_until_it_expires(storage: BaseStorage) -> None:
+    assert storage.claim("periodic:job:2026-01-01T00:00", 1)
+    assert not storage.claim("periodic:job:2026-01-01T00:00", 1)
+    assert storage.claim("periodic:job:2026-01-01T00:01", 1)
+    time.sleep(1.5)
+    assert storage.claim("periodic:job:2026-01-01T00:00", 1)
+
+
+def test_concurrent_claims_have_one_winner(storage: BaseStorage) -> None:
+    wins: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def claimer() -> None:
+        barrier.wait()
+        wins.append(storage.claim("race", 30))
+
+    threads = [threading.Thread(target=claimer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(wins) == [False] * 5 + [True]
+
+
+def test_named_lease_has_one_holder_and_can_be_taken_over(storage: BaseStorage) -> None:
+    assert storage.acquire_lease("scheduler", "a", 1)
+    assert not storage.acquire_lease("scheduler", "b", 1)
+    assert storage.acquire_lease("scheduler", "a", 1)  # renewal
+    time.sleep(1.5)
+    assert storage.acquire_lease("scheduler", "b", 1)  # a died: b takes over
+    assert not storage.acquire_lease("scheduler", "a", 1)
+    storage.release_lease("scheduler", "a")  # not the holder: no effect
+    assert not storage.acquire_lease("scheduler", "a", 1)
+    storage.release_lease("scheduler", "b")
+    assert storage.acquire_lease("scheduler", "a", 1)
