@@ -1,0 +1,1 @@
+"""Optional integrations (asyncio helpers, ...). Each module imports its own dependencies."""
