@@ -88,7 +88,8 @@ class MemoryStorage(BaseStorage):
     """Everything in this process, guarded by one lock; nothing is shared between processes.
 
     The queue is a heap on ``(-priority, insertion counter)``: higher priority first, FIFO
-    among equals. ``put_if_empty`` is atomic; its ``ttl`` is ignored.
+    among equals. ``put_if_empty`` is atomic; a key stored with a ``ttl`` reads as absent
+    once the ttl has passed (huey-ng: ttl works on every storage).
     """
 
     supports_leases = True
@@ -106,6 +107,7 @@ class MemoryStorage(BaseStorage):
         self._schedule: list[tuple[datetime.datetime, int, bytes]] = []
         self._results: dict[str, bytes] = {}
         self._counters: dict[str, int] = {}
+        self._expires: dict[str, float] = {}  # key -> time.monotonic() deadline
         self._seq = itertools.count()
 
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
@@ -151,38 +153,59 @@ class MemoryStorage(BaseStorage):
         with self._lock:
             self._schedule = []
 
+    def _purge(self) -> None:
+        """Drop keys whose ttl has passed (call with the lock held)."""
+        if self._expires:
+            now = time.monotonic()
+            for key in [k for k, deadline in self._expires.items() if deadline <= now]:
+                del self._expires[key]
+                self._results.pop(key, None)
+
     def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
         with self._lock:
             self._results[key] = value
+            self._expires.pop(key, None)
 
     def peek_data(self, key: str) -> bytes | type[EmptyData]:
         with self._lock:
+            self._purge()
             return self._results.get(key, EmptyData)
 
     def pop_data(self, key: str) -> bytes | type[EmptyData]:
         with self._lock:
+            self._purge()
+            self._expires.pop(key, None)
             return self._results.pop(key, EmptyData)
 
     def has_data_for_key(self, key: str) -> bool:
-        return key in self._results
+        with self._lock:
+            self._purge()
+            return key in self._results
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         with self._lock:
+            self._purge()
             if key in self._results:
                 return False
             self._results[key] = value
+            if ttl is not None:
+                self._expires[key] = time.monotonic() + ttl
             return True
 
     def result_store_size(self) -> int:
-        return len(self._results)
+        with self._lock:
+            self._purge()
+            return len(self._results)
 
     def result_items(self) -> dict[str, bytes]:
         with self._lock:
+            self._purge()
             return dict(self._results)
 
     def flush_results(self) -> None:
         with self._lock:
             self._results = {}
+            self._expires = {}
 
     def incr(self, key: str, amount: int = 1) -> int:
         with self._lock:
