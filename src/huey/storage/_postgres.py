@@ -1,6 +1,532 @@
-"""PostgreSQL storage (placeholder while being written)."""
+"""PostgreSQL storage (spec §15.6) on psycopg 3, with LISTEN/NOTIFY wake-ups.
+
+Tables are exactly upstream huey's (``wire-samples/postgres-schema.sql``):
+``<prefix>_task``, ``<prefix>_schedule``, ``<prefix>_kv`` and ``<prefix>_counter``, so
+upstream huey and huey-ng can share one database.
+
+**Connections.** One autocommit connection per thread (plus, in threads that block in
+``dequeue`` or ``wait_result``, one LISTEN connection), opened lazily. A closed or broken
+connection is replaced on next use and the failed operation is retried once, except
+``incr`` (a retry could count twice). ``close()`` closes every connection of this process; a
+forked child never touches its parent's connections and opens its own.
+
+**Wake-ups.** ``enqueue`` notifies ``<prefix>.q.<name>`` (or ``huey.q.<md5>`` past 63 bytes)
+in the same statement; a blocking ``dequeue`` with an empty queue waits on that channel for up
+to ``read_timeout``. Results (``put_data(..., is_result=True)``) notify ``<prefix>.r.<name>``
+(``hueyng.r.<md5>`` when long) with the key as payload, so ``wait_result`` sleeps until its
+result arrives instead of polling.
+
+**ttl.** ``put_if_empty(key, value, ttl)`` keeps the value in ``<prefix>_kv`` (upstream
+readers see it) and its deadline in the huey-ng table ``<prefix>ng_kv_expiry``, created on
+first use. A deadline row names the ``xmin`` of the kv row it belongs to, so it stops applying
+as soon as that row is replaced or deleted; upstream's tables are never altered.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from huey.constants import EmptyData
+from huey.exceptions import ConfigurationError
 from huey.storage._base import BaseStorage
+
+T = TypeVar("T")
+_INSTALL_HINT = "pip install 'huey-ng[postgres]'"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+#: Default seconds libpq waits for a connection, so a dead server fails fast.
+DEFAULT_CONNECT_TIMEOUT = 5
+_MAX_CHANNEL = 63  # PostgreSQL identifiers (and so channel names) are at most 63 bytes
+_MAX_PAYLOAD = 7999
+_NOW = "extract(epoch from clock_timestamp())"
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - exercised without the extra only
+        raise ConfigurationError(f"PostgresStorage needs psycopg 3: {_INSTALL_HINT}") from exc
+    return psycopg
+
+
+def channel_name(prefix: str, kind: str, name: str, long_prefix: str) -> str:
+    """``<prefix>.<kind>.<name>``, or ``<long_prefix>.<kind>.<md5>`` past 63 bytes."""
+    channel = f"{prefix}.{kind}.{name}"
+    if len(channel.encode()) > _MAX_CHANNEL:
+        digest = hashlib.md5(channel.encode()).hexdigest()
+        channel = f"{long_prefix}.{kind}.{digest}"
+    return channel
 
 
 class PostgresStorage(BaseStorage):
-    pass
+    """Queue, schedule, results and counters in PostgreSQL tables.
+
+    :param name: queue name (the ``queue`` column).
+    :param dsn: libpq connection string or URL, for ``psycopg.connect``.
+    :param connection: a zero-argument callable returning a new psycopg connection
+        (instead of ``dsn`` / connection params).
+    :param blocking: when the queue is empty, wait on LISTEN up to ``read_timeout``.
+        Use ``blocking=False`` behind PgBouncer in transaction mode.
+    :param read_timeout: seconds a blocking dequeue waits.
+    :param table_prefix: table name prefix, sanitised to ``[A-Za-z0-9_]``.
+    :param create_tables: run :meth:`initialize_schema` now.
+    :param connection_params: extra ``psycopg.connect`` keywords (``application_name``,
+        ``connect_timeout`` (default 5 s), ``password``, ...).
+    """
+
+    blocking = True
+    priority = True
+
+    def __init__(
+        self,
+        name: str = "huey",
+        dsn: str | None = None,
+        connection: Callable[[], Any] | None = None,
+        blocking: bool = True,
+        read_timeout: float = 1,
+        table_prefix: str = "huey",
+        create_tables: bool = True,
+        **connection_params: Any,
+    ) -> None:
+        self._pg = _psycopg()
+        super().__init__(name)
+        if connection is not None and (dsn is not None or connection_params):
+            raise ConfigurationError(
+                "give either connection (a callable returning a new connection) or "
+                "dsn / connection params to PostgresStorage, not both"
+            )
+        if connection is not None and not callable(connection):
+            raise ConfigurationError(
+                "connection must be a zero-argument callable that returns a new psycopg "
+                f"connection, got {connection!r}"
+            )
+        if blocking and not read_timeout > 0:
+            raise ConfigurationError(
+                f"read_timeout must be a positive number of seconds, got {read_timeout!r}"
+            )
+        prefix = _UNSAFE.sub("", table_prefix)
+        if not prefix:
+            raise ConfigurationError(f"table_prefix {table_prefix!r} has no usable characters")
+        self.blocking = blocking
+        self.read_timeout = read_timeout
+        self.table_prefix = prefix
+        self.dsn = dsn
+        self._factory = connection
+        self._params = dict(connection_params)
+        if connection is None and "connect_timeout" not in self._params:
+            from psycopg.conninfo import conninfo_to_dict
+
+            if "connect_timeout" not in conninfo_to_dict(dsn or ""):
+                self._params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+        self.queue_channel = channel_name(prefix, "q", name, "huey")
+        self.result_channel = channel_name(prefix, "r", name, "hueyng")
+        self._sql = _queries(prefix)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._orphans: list[Any] = []  # a forked child's inherited connections: never closed
+        self._expiry_exists = False
+        self._expiry_checked = float("-inf")
+        if create_tables:
+            self.initialize_schema()
+
+    # -- connections ---------------------------------------------------------------------
+    def _new_connection(self) -> Any:
+        if self._factory is not None:
+            conn = self._factory()
+            conn.autocommit = True
+        else:
+            conn = self._pg.connect(self.dsn or "", autocommit=True, **self._params)
+        with self._lock:
+            self._conns.add(conn)
+        return conn
+
+    def _check_fork(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                # Closing the parent's sockets would end its sessions: keep them referenced.
+                self._orphans.extend(self._conns)
+                self._conns = weakref.WeakSet()
+                self._local = threading.local()
+                self._pid = os.getpid()
+
+    def _conn(self) -> Any:
+        self._check_fork()
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._local.conn = self._new_connection()
+        return conn
+
+    def _run(self, fn: Callable[[Any], T], retry: bool = True) -> T:
+        """Run ``fn(connection)``; on a lost connection reconnect and retry once."""
+        conn = self._conn()
+        try:
+            return fn(conn)
+        except self._pg.OperationalError:
+            if not (conn.closed or conn.broken):
+                raise  # e.g. a cancelled query: the connection itself is fine
+            self._local.conn = None
+            if not retry:
+                raise
+        return fn(self._conn())
+
+    def _fetchall(self, query: str, params: tuple[Any, ...] = (), retry: bool = True) -> Any:
+        return self._run(lambda c: c.execute(query, params).fetchall(), retry)
+
+    def _fetchone(self, query: str, params: tuple[Any, ...] = (), retry: bool = True) -> Any:
+        return self._run(lambda c: c.execute(query, params).fetchone(), retry)
+
+    def _rowcount(self, query: str, params: tuple[Any, ...] = ()) -> int:
+        return int(self._run(lambda c: c.execute(query, params).rowcount))
+
+    def close(self) -> bool | None:
+        """Close every connection this process opened; they reopen lazily when needed."""
+        self._check_fork()
+        with self._lock:
+            conns = list(self._conns)
+            self._conns = weakref.WeakSet()
+            self._local = threading.local()
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not fail
+                pass
+        return True
+
+    def initialize_schema(self) -> None:
+        """Create the four tables and two indexes if missing (safe to run concurrently)."""
+
+        def ddl(conn: Any) -> None:
+            with conn.transaction():
+                # Concurrent CREATE ... IF NOT EXISTS can still collide: serialise it.
+                conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (self._sql["lock"],))
+                for statement in self._sql["schema"].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+
+        self._run(ddl)
+
+    # -- queue ---------------------------------------------------------------------------
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        params = (self.name, data, float(priority or 0), self.queue_channel)
+        self._fetchall(self._sql["enqueue"], params)
+
+    def _dequeue_once(self) -> bytes | None:
+        row = self._fetchone(self._sql["dequeue"], (self.name,))
+        return None if row is None else bytes(row[0])
+
+    def dequeue(self) -> bytes | None:
+        """Take the next message; when blocking, wait for a NOTIFY up to ``read_timeout``."""
+        data = self._dequeue_once()
+        if data is not None or not self.blocking:
+            return data
+        deadline = time.monotonic() + self.read_timeout
+        try:
+            listener, fresh = self._listener(self.queue_channel)
+        except self._pg.OperationalError:
+            self._drop_listener()
+            raise
+        if fresh:
+            # A message enqueued before LISTEN took effect sent its notification too early.
+            data = self._dequeue_once()
+        while data is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if self._wait_notify(listener, self.queue_channel, remaining):
+                data = self._dequeue_once()
+            elif listener.closed or listener.broken:
+                return None  # the next call reconnects (or reports the outage)
+        return data
+
+    def queue_size(self) -> int:
+        return int(self._fetchone(self._sql["queue_size"], (self.name,))[0])
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        rows = self._fetchall(self._sql["enqueued_items"], (self.name, limit))
+        return [bytes(row[0]) for row in rows]
+
+    def flush_queue(self) -> None:
+        self._rowcount(self._sql["flush_queue"], (self.name,))
+
+    # -- schedule ------------------------------------------------------------------------
+    def add_to_schedule(self, data: bytes, ts: datetime.datetime) -> None:
+        self._rowcount(self._sql["add_to_schedule"], (self.name, data, ts.timestamp()))
+
+    def read_schedule(self, ts: datetime.datetime) -> list[bytes]:
+        rows = self._fetchall(self._sql["read_schedule"], (self.name, ts.timestamp()))
+        return [bytes(data) for _, _, data in sorted(rows, key=lambda r: (r[0], r[1]))]
+
+    def schedule_size(self) -> int:
+        return int(self._fetchone(self._sql["schedule_size"], (self.name,))[0])
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        rows = self._fetchall(self._sql["scheduled_items"], (self.name, limit))
+        return [bytes(row[0]) for row in rows]
+
+    def flush_schedule(self) -> None:
+        self._rowcount(self._sql["flush_schedule"], (self.name,))
+
+    # -- results / key-value -------------------------------------------------------------
+    def _has_expiry(self) -> bool:
+        """Whether the huey-ng expiry table exists (re-checked every 30 s until it does)."""
+        if not self._expiry_exists and time.monotonic() - self._expiry_checked > 30:
+            row = self._fetchone("select to_regclass(%s)", (self._sql["expiry_table"],))
+            self._expiry_exists = row[0] is not None
+            self._expiry_checked = time.monotonic()
+        return self._expiry_exists
+
+    def _ensure_expiry(self) -> None:
+        if not self._has_expiry():
+            self._run(lambda c: c.execute(self._sql["expiry_schema"]))
+            self._expiry_exists = True
+
+    def _q(self, name: str) -> str:
+        """The expiry-aware variant of a KV query once the expiry table exists."""
+        return self._sql[name + "_x" if self._has_expiry() else name]
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
+        if is_result:
+            payload = key if len(key.encode()) <= _MAX_PAYLOAD else ""
+            params = (self.name, key, value, self.result_channel, payload)
+            self._fetchall(self._sql["put_result"], params)
+        else:
+            self._rowcount(self._sql["put_data"], (self.name, key, value))
+
+    def peek_data(self, key: str) -> bytes | type[EmptyData]:
+        row = self._fetchone(self._q("peek"), (self.name, key))
+        return EmptyData if row is None else bytes(row[0])
+
+    def peek_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        rows = self._fetchall(self._q("peek_many"), (self.name, keys))
+        return {key: bytes(value) for key, value in rows}
+
+    def pop_data(self, key: str) -> bytes | type[EmptyData]:
+        row = self._fetchone(self._q("pop"), (self.name, key))
+        if row is None or row[1]:  # row[1]: the value had expired
+            return EmptyData
+        return bytes(row[0])
+
+    def delete_data(self, key: str) -> bool:
+        return self.pop_data(key) is not EmptyData
+
+    def has_data_for_key(self, key: str) -> bool:
+        return self._fetchone(self._q("peek"), (self.name, key)) is not None
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if ttl is not None:
+            if ttl <= 0:
+                raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+            self._ensure_expiry()
+        elif not self._has_expiry():
+            return self._rowcount(self._sql["put_if_empty"], (self.name, key, value)) == 1
+
+        def put(conn: Any) -> bool:
+            with conn.transaction():
+                conn.execute(self._sql["purge_expired"], (self.name, key))
+                row = conn.execute(self._sql["insert_xmin"], (self.name, key, value)).fetchone()
+                if row is not None and ttl is not None:
+                    conn.execute(self._sql["set_expiry"], (self.name, key, row[0], ttl))
+            return row is not None
+
+        return self._run(put)
+
+    def result_store_size(self) -> int:
+        return int(self._fetchone(self._q("result_size"), (self.name,))[0])
+
+    def result_items(self) -> dict[str, bytes]:
+        rows = self._fetchall(self._q("result_items"), (self.name,))
+        return {key: bytes(value) for key, value in rows}
+
+    def flush_results(self) -> None:
+        self._rowcount(self._sql["flush_results"], (self.name,))
+        if self._has_expiry():
+            self._rowcount(self._sql["flush_expiry"], (self.name,))
+
+    # -- waiting (LISTEN) ----------------------------------------------------------------
+    def _listener(self, channel: str) -> tuple[Any, bool]:
+        """This thread's LISTEN connection, listening on ``channel``; and whether it is new."""
+        self._check_fork()
+        conn = getattr(self._local, "listener", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._local.listener = self._new_connection()
+            self._local.channels = set()
+        if channel in self._local.channels:
+            return conn, False
+        sql = self._pg.sql
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._local.channels.add(channel)
+        return conn, True
+
+    def _unlisten(self, channel: str) -> None:
+        conn = getattr(self._local, "listener", None)
+        if conn is None or channel not in self._local.channels:
+            return
+        self._local.channels.discard(channel)
+        sql = self._pg.sql
+        try:
+            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+        except self._pg.Error:
+            self._drop_listener()
+
+    def _drop_listener(self) -> None:
+        conn = getattr(self._local, "listener", None)
+        self._local.listener = None
+        self._local.channels = set()
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _wait_notify(
+        self, conn: Any, channel: str, timeout: float, payload: str | None = None
+    ) -> bool:
+        """Wait up to ``timeout`` for a notification on ``channel`` (matching ``payload``)."""
+        try:
+            for note in conn.notifies(timeout=timeout):
+                if note.channel == channel and (payload is None or note.payload in (payload, "")):
+                    return True
+        except self._pg.OperationalError:
+            self._drop_listener()
+        return False
+
+    def wait_result(
+        self,
+        key: str,
+        timeout: float | None = None,
+        backoff: float = 1.15,
+        max_delay: float = 1.0,
+    ) -> bool:
+        """Wait for ``key``, woken by the NOTIFY that ``put_data(is_result=True)`` sends.
+
+        ``timeout=None`` waits forever and ``timeout=0`` checks once. The key is re-checked
+        at least every ``max_delay`` seconds, so writers that do not notify (upstream huey)
+        are still seen. A lost connection returns False.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        round_limit = max(max_delay, 0.05)
+        try:
+            if self.has_data_for_key(key):
+                return True
+            if deadline is not None and deadline <= time.monotonic():
+                return False
+            listener, _ = self._listener(self.result_channel)
+            try:
+                while not self.has_data_for_key(key):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    wait = round_limit if remaining is None else min(round_limit, remaining)
+                    self._wait_notify(listener, self.result_channel, wait, key)
+                    listener, _ = self._listener(self.result_channel)
+                return True
+            finally:
+                # Stop listening: an idle listener would let notifications pile up.
+                self._unlisten(self.result_channel)
+        except self._pg.OperationalError:
+            return False
+
+    # -- counters ------------------------------------------------------------------------
+    def incr(self, key: str, amount: int = 1) -> int:
+        row = self._fetchone(self._sql["incr"], (self.name, key, amount), retry=False)
+        return int(row[0])
+
+    def delete_counter(self, key: str) -> None:
+        self._rowcount(self._sql["delete_counter"], (self.name, key))
+
+    def flush_counters(self) -> None:
+        self._rowcount(self._sql["flush_counters"], (self.name,))
+
+
+def _queries(p: str) -> dict[str, str]:
+    """Every statement, for table prefix ``p`` (already sanitised, so safe to inline)."""
+    kv, task, sched, counter, exp = (f"{p}_kv", f"{p}_task", f"{p}_schedule",
+                                     f"{p}_counter", f"{p}ng_kv_expiry")  # fmt: skip
+    # A kv row is expired when its deadline row (same xmin) has passed.
+    expired = (
+        f"exists (select 1 from {exp} e where e.queue = k.queue and e.key = k.key "
+        f"and e.kv_xmin = k.xmin::text::bigint and e.expires_at <= {_NOW})"
+    )
+    live = f"not {expired}"
+    return {
+        "lock": f"hueyng.schema.{p}",
+        "expiry_table": exp,
+        "schema": f"""
+            create table if not exists {kv} (queue text not null, key text not null,
+                value bytea not null, primary key (queue, key));
+            create table if not exists {sched} (id bigserial primary key, queue text not null,
+                data bytea not null, "timestamp" double precision not null);
+            create index if not exists {sched}_queue_timestamp on {sched} (queue, "timestamp");
+            create table if not exists {task} (id bigserial primary key, queue text not null,
+                data bytea not null, priority double precision not null default 0.0);
+            create index if not exists {task}_queue_priority_id on {task}
+                (queue, priority desc, id);
+            create table if not exists {counter} (queue text not null, key text not null,
+                value bigint not null default 0, primary key (queue, key))""",
+        "expiry_schema": f"""create table if not exists {exp} (queue text not null,
+            key text not null, kv_xmin bigint not null, expires_at double precision not null,
+            primary key (queue, key))""",
+        "enqueue": f"""with t as (insert into {task} (queue, data, priority)
+            values (%s, %s, %s) returning id) select pg_notify(%s, '') from t""",
+        "dequeue": f"""delete from {task} where id = (select id from {task} where queue = %s
+            order by priority desc, id limit 1 for update skip locked) returning data""",
+        "queue_size": f"select count(*) from {task} where queue = %s",
+        "enqueued_items": f"""select data from {task} where queue = %s
+            order by priority desc, id limit %s""",
+        "flush_queue": f"delete from {task} where queue = %s",
+        "add_to_schedule": f"""insert into {sched} (queue, data, "timestamp")
+            values (%s, %s, %s)""",
+        "read_schedule": f"""delete from {sched} where id in (select id from {sched}
+            where queue = %s and "timestamp" <= %s for update skip locked)
+            returning "timestamp", id, data""",
+        "schedule_size": f"select count(*) from {sched} where queue = %s",
+        "scheduled_items": f"""select data from {sched} where queue = %s
+            order by "timestamp", id limit %s""",
+        "flush_schedule": f"delete from {sched} where queue = %s",
+        "put_data": f"""insert into {kv} (queue, key, value) values (%s, %s, %s)
+            on conflict (queue, key) do update set value = excluded.value""",
+        "put_result": f"""with t as (insert into {kv} (queue, key, value) values (%s, %s, %s)
+            on conflict (queue, key) do update set value = excluded.value returning 1)
+            select pg_notify(%s, %s) from t""",
+        "peek": f"select value from {kv} k where queue = %s and key = %s",
+        "peek_x": f"select value from {kv} k where queue = %s and key = %s and {live}",
+        "peek_many": f"select key, value from {kv} k where queue = %s and key = any(%s)",
+        "peek_many_x": f"""select key, value from {kv} k where queue = %s
+            and key = any(%s) and {live}""",
+        "pop": f"delete from {kv} k where queue = %s and key = %s returning value, false",
+        "pop_x": f"""delete from {kv} k where queue = %s and key = %s
+            returning value, {expired}""",
+        "put_if_empty": f"""insert into {kv} (queue, key, value) values (%s, %s, %s)
+            on conflict do nothing""",
+        "purge_expired": f"delete from {kv} k where queue = %s and key = %s and {expired}",
+        "insert_xmin": f"""insert into {kv} (queue, key, value) values (%s, %s, %s)
+            on conflict do nothing returning xmin::text::bigint""",
+        "set_expiry": f"""insert into {exp} (queue, key, kv_xmin, expires_at)
+            values (%s, %s, %s, {_NOW} + %s) on conflict (queue, key) do update
+            set kv_xmin = excluded.kv_xmin, expires_at = excluded.expires_at""",
+        "result_size": f"select count(*) from {kv} k where queue = %s",
+        "result_size_x": f"select count(*) from {kv} k where queue = %s and {live}",
+        "result_items": f"select key, value from {kv} k where queue = %s",
+        "result_items_x": f"select key, value from {kv} k where queue = %s and {live}",
+        "flush_results": f"delete from {kv} where queue = %s",
+        "flush_expiry": f"delete from {exp} where queue = %s",
+        "incr": f"""insert into {counter} (queue, key, value) values (%s, %s, %s)
+            on conflict (queue, key) do update set value = {counter}.value + excluded.value
+            returning value""",
+        "delete_counter": f"delete from {counter} where queue = %s and key = %s",
+        "flush_counters": f"delete from {counter} where queue = %s",
+    }
