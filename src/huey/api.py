@@ -587,61 +587,61 @@ def _serialization_error(huey: Huey, task: Task, exc: BaseException) -> TypeErro
 class BlackHoleHuey(Huey):
     """Huey that discards everything."""
 
-    storage_class = BlackHoleStorage
+    storage_class: type[BaseStorage] | None = BlackHoleStorage
 
 
 class MemoryHuey(Huey):
     """Huey in process memory (tests, immediate mode)."""
 
-    storage_class = MemoryStorage
+    storage_class: type[BaseStorage] | None = MemoryStorage
 
 
 class SqliteHuey(Huey):
     """Huey on a SQLite file (``filename=``)."""
 
-    storage_class = SqliteStorage
+    storage_class: type[BaseStorage] | None = SqliteStorage
 
 
 class CySqliteHuey(Huey):
     """Huey on a SQLite file through cysqlite."""
 
-    storage_class = CySqliteStorage
+    storage_class: type[BaseStorage] | None = CySqliteStorage
 
 
 class PostgresHuey(Huey):
     """Huey on PostgreSQL (``dsn=``)."""
 
-    storage_class = PostgresStorage
+    storage_class: type[BaseStorage] | None = PostgresStorage
 
 
 class RedisHuey(Huey):
     """Huey on Redis (``url=`` or ``host=``...)."""
 
-    storage_class = RedisStorage
+    storage_class: type[BaseStorage] | None = RedisStorage
 
 
 class RedisExpireHuey(RedisHuey):
     """Huey on Redis with results that expire (``expire_time=``)."""
 
-    storage_class = RedisExpireStorage
+    storage_class: type[BaseStorage] | None = RedisExpireStorage
 
 
 class PriorityRedisHuey(RedisHuey):
     """Huey on Redis with task priorities."""
 
-    storage_class = PriorityRedisStorage
+    storage_class: type[BaseStorage] | None = PriorityRedisStorage
 
 
 class PriorityRedisExpireHuey(RedisHuey):
     """Huey on Redis with priorities and expiring results."""
 
-    storage_class = PriorityRedisExpireStorage
+    storage_class: type[BaseStorage] | None = PriorityRedisExpireStorage
 
 
 class FileHuey(Huey):
     """Huey on a directory of files (``path=``)."""
 
-    storage_class = FileStorage
+    storage_class: type[BaseStorage] | None = FileStorage
 
 
 def __getattr__(name: str) -> Any:
