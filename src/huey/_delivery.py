@@ -13,6 +13,9 @@ Storages without lease support (``supports_leases = False``), and Huey instances
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from huey._task import Task
@@ -103,3 +106,55 @@ def release(huey: Huey, taken: Taken) -> None:
     """Give an unstarted task back to the queue at once (graceful shutdown)."""
     if taken.delivery.token is not None:
         huey.storage.release(taken.delivery.token)
+
+
+class Heartbeat:
+    """Renews the leases of the tasks running in this process, from a daemon thread.
+
+    One per Huey instance and process (a forked worker process gets its own). It renews
+    every ``visibility_timeout / 3`` seconds, so a task that runs longer than the
+    visibility timeout is never delivered again while its worker lives.
+    """
+
+    _instances: dict[tuple[int, int], Heartbeat] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, huey: Huey) -> None:
+        self.huey = huey
+        self.interval = huey.visibility_timeout / 3
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="huey-heartbeat", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def get(cls, huey: Huey) -> Heartbeat:
+        """The heartbeat of ``huey`` in this process (started on first use)."""
+        key = (id(huey), os.getpid())
+        with cls._instances_lock:
+            beat = cls._instances.get(key)
+            if beat is None:
+                beat = cls._instances[key] = cls(huey)
+            return beat
+
+    def add(self, token: str) -> None:
+        """Start renewing ``token``."""
+        with self._lock:
+            self._tokens.add(token)
+
+    def discard(self, token: str) -> None:
+        """Stop renewing ``token``."""
+        with self._lock:
+            self._tokens.discard(token)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                tokens = list(self._tokens)
+            if not tokens:
+                continue
+            try:
+                self.huey.storage.extend_leases(tokens, self.huey.visibility_timeout)
+            except Exception:
+                logger.exception("Heartbeat failed to renew %d lease(s)", len(tokens))

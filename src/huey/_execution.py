@@ -119,6 +119,7 @@ def _run_body(huey: Huey, task: Task) -> _Outcome:
         logger.warning("Task %s interrupted", task.id)
         huey._emit(S.SIGNAL_INTERRUPTED, task)
         outcome.interrupted = True
+        task._interrupted = True  # the worker gives it back to the queue, unacknowledged
     except Exception as exc:
         outcome.exception = exc
         _classify_failure(huey, task, exc, outcome)

@@ -40,6 +40,8 @@ class Task:
     default_timeout: float | None = None
     #: Whether the task receives itself as the ``task`` keyword argument.
     context = False
+    #: Set when a run was interrupted (KeyboardInterrupt), so the worker requeues it.
+    _interrupted = False
 
     def __init__(
         self,

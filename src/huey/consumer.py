@@ -35,14 +35,12 @@ Decisions (huey-ng):
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from huey import signals as S
@@ -52,14 +50,13 @@ from huey._environments import (
     ForkSafeFlag,
     GreenletEnvironment,
     ProcessEnvironment,
-    StopFlag,
     ThreadEnvironment,
 )
+from huey._workers import BaseProcess, ConsumerStopped, Scheduler, Worker, WorkerRecycle
 from huey.constants import WORKER_GREENLET, WORKER_THREAD, WORKER_TYPES
 from huey.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from huey._task import Task
     from huey.api import Huey
 
 __all__ = [
@@ -79,224 +76,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("huey.consumer")
-EPOCH = datetime.datetime(1970, 1, 1)
-
-
-class ConsumerStopped(Exception):
-    """Raised inside the consumer's main loop once it has stopped."""
-
-
-class WorkerRecycle(Exception):
-    """Raised in a worker that ran ``max_tasks`` tasks; the health check replaces it."""
 
 
 class ConsumerOptionError(ConfigurationError, ValueError):
     """An invalid consumer option (both a ``ConfigurationError`` and a ``ValueError``)."""
-
-
-class BaseProcess:
-    """A loop run by one worker thread, process or greenlet.
-
-    ``run()`` calls ``initialize()``, then ``loop()`` until the stop flag is set, then
-    ``shutdown()`` (always, even after an error or an interruption).
-    """
-
-    logger_name = "huey.consumer"
-
-    def __init__(self, huey: Huey, stop_flag: StopFlag) -> None:
-        self.huey = huey
-        self.stop_flag = stop_flag
-        self._logger = logging.getLogger(self.logger_name)
-
-    def initialize(self) -> None:
-        """Called once when the worker starts, before the first loop."""
-
-    def shutdown(self) -> None:
-        """Called once when the worker exits."""
-
-    def loop(self, now: datetime.datetime | None = None) -> None:
-        """One iteration of work; subclasses implement it."""
-        raise NotImplementedError
-
-    def sleep_for_interval(self, start_ts: float, nseconds: float) -> None:
-        """Wait (on the stop flag) until ``nseconds`` after the monotonic ``start_ts``."""
-        remaining = start_ts + nseconds - time.monotonic()
-        if remaining > 0:
-            self.stop_flag.wait(remaining)
-
-    def run(self) -> None:
-        """The body of the worker: initialize, loop until stopped, shut down."""
-        self.initialize()
-        try:
-            while not self.stop_flag.is_set():
-                self.loop()
-        except WorkerRecycle:
-            self._logger.info("Worker recycled: it ran its maximum number of tasks")
-        except KeyboardInterrupt:
-            self._logger.info("Worker interrupted")
-        except Exception:
-            self._logger.exception("Unhandled error in the worker loop; the worker exits")
-        finally:
-            self.shutdown()
-
-
-class Worker(BaseProcess):
-    """Takes tasks from the queue and executes them, backing off while the queue is empty.
-
-    The take and the handling of one task are separate steps (``get_task`` and
-    ``process_task``) so leased delivery (take, heartbeat, acknowledge) can replace them.
-    """
-
-    logger_name = "huey.consumer.Worker"
-
-    def __init__(
-        self,
-        huey: Huey,
-        stop_flag: StopFlag,
-        default_delay: float,
-        max_delay: float,
-        backoff: float,
-        max_tasks: int | None = None,
-    ) -> None:
-        super().__init__(huey, stop_flag)
-        self.default_delay = default_delay
-        self.delay = default_delay
-        self.max_delay = max_delay
-        self.backoff = backoff
-        self.max_tasks = max_tasks
-        self.tasks_run = 0
-
-    def initialize(self) -> None:
-        """Run the ``on_startup`` hooks (errors are logged, never raised)."""
-        for name, hook in list(self.huey._startup.items()):
-            try:
-                hook()
-            except Exception:
-                self._logger.exception("Error in startup hook %r", name)
-
-    def shutdown(self) -> None:
-        """Run the ``on_shutdown`` hooks (errors are logged, never raised)."""
-        for name, hook in list(self.huey._shutdown.items()):
-            try:
-                hook()
-            except Exception:
-                self._logger.exception("Error in shutdown hook %r", name)
-
-    def loop(self, now: datetime.datetime | None = None) -> None:
-        """Take one task and execute it, or sleep when there is none."""
-        try:
-            task = self.get_task()
-        except Exception:
-            self._logger.exception("Error reading from the queue; backing off")
-            self.sleep()
-            return
-        if task is None:
-            if not self.huey.storage.blocking:
-                self.sleep()
-            return
-        self.delay = self.default_delay
-        self.process_task(task, now)
-        self.tasks_run += 1
-        if self.max_tasks and self.tasks_run >= self.max_tasks:
-            raise WorkerRecycle()
-
-    def get_task(self) -> Task | None:
-        """Take the next task from the queue (None when it is empty)."""
-        return self.huey.dequeue()
-
-    def process_task(self, task: Task, now: datetime.datetime | None = None) -> None:
-        """Execute ``task``; an unexpected error is logged with the task id."""
-        try:
-            self.huey.execute(task, now)
-        except Exception:
-            self._logger.exception("Unhandled error while executing task %s", task.id)
-
-    def sleep(self) -> None:
-        """Wait for the current poll delay (a stop cuts it short), then back off."""
-        self.stop_flag.wait(self.delay)
-        self.delay = min(self.delay * self.backoff, self.max_delay)
-
-
-class Scheduler(BaseProcess):
-    """Moves due scheduled tasks to the queue and enqueues periodic tasks each minute.
-
-    See the module docstring for the timing rules.
-    """
-
-    logger_name = "huey.consumer.Scheduler"
-    #: width of a periodic tick in seconds (a test knob; huey's granularity is a minute)
-    periodic_task_seconds: float = 60
-    #: the scheduler's clock (a test knob); None means ``huey._get_timestamp``
-    _now: Callable[[], datetime.datetime] | None = None
-
-    def __init__(self, huey: Huey, stop_flag: StopFlag, interval: float, periodic: bool) -> None:
-        super().__init__(huey, stop_flag)
-        self.interval = interval
-        self.periodic = periodic
-        self._last_tick: int | None = None
-
-    def now(self) -> datetime.datetime:
-        """The current time in huey time, or the injected clock's."""
-        clock = self.__dict__.get("_now") or type(self)._now
-        return clock() if clock is not None else self.huey._get_timestamp()
-
-    def loop(self, now: datetime.datetime | None = None) -> None:
-        """One scheduler iteration, then a sleep until the next wall-clock interval."""
-        if now is None:
-            now = self.now()
-        self.enqueue_scheduled(now)
-        if self.periodic:
-            self.enqueue_periodic(now)
-        self.sleep_until_next_interval()
-
-    def sleep_until_next_interval(self) -> None:
-        """Sleep until the next wall-clock multiple of ``interval`` (a stop cuts it short)."""
-        # A few ms past the boundary, so the clock read after waking is in the new second.
-        delay = self.interval - (time.time() % self.interval) + 0.005
-        self.stop_flag.wait(delay)
-
-    def enqueue_scheduled(self, now: datetime.datetime) -> int:
-        """Move every task due at ``now`` from the schedule to the queue; return the count."""
-        try:
-            tasks = self.huey.read_schedule(now)
-        except Exception:
-            self._logger.exception("Error reading the schedule")
-            return 0
-        moved = 0
-        for task in tasks:
-            if self._enqueue(task, "scheduled"):
-                moved += 1
-        return moved
-
-    def enqueue_periodic(self, now: datetime.datetime) -> int:
-        """Enqueue the periodic tasks of the tick containing ``now``, once per tick."""
-        period = self.periodic_task_seconds
-        tick = int((now - EPOCH).total_seconds() // period)
-        if tick == self._last_tick:
-            return 0
-        if self._last_tick is not None and tick > self._last_tick + 1:
-            self._logger.warning(
-                "Scheduler fell behind: skipping %d missed periodic check(s)",
-                tick - self._last_tick - 1,
-            )
-        self._last_tick = tick
-        timestamp = EPOCH + datetime.timedelta(seconds=tick * period)
-        self._logger.debug("Checking periodic tasks for %s", timestamp)
-        try:
-            tasks = self.huey.read_periodic(timestamp)
-        except Exception:
-            self._logger.exception("Error checking periodic tasks for %s", timestamp)
-            return 0
-        return sum(1 for task in tasks if self._enqueue(task, "periodic"))
-
-    def _enqueue(self, task: Task, kind: str) -> bool:
-        self._logger.info("Enqueueing %s task %s", kind, task)
-        try:
-            self.huey.enqueue(task)
-        except Exception:
-            self._logger.exception("Error enqueueing %s task %s; skipped", kind, task.id)
-            return False
-        return True
 
 
 def _check_number(name: str, value: Any, minimum: float, *, exclusive: bool = False) -> float:
@@ -382,6 +165,8 @@ class Consumer:
         health check).
     :param shutdown_timeout: longest a graceful stop waits before interrupting the workers.
     :param graceful_signal: ``'INT'`` or ``'TERM'``; the other one stops immediately.
+    :param visibility_timeout: overrides ``huey.visibility_timeout``: seconds a taken task
+        stays leased without a heartbeat before it is delivered again.
     """
 
     worker_class: type[Worker] = Worker
@@ -404,8 +189,13 @@ class Consumer:
         max_tasks: int | None = None,
         shutdown_timeout: float | None = None,
         graceful_signal: str = "INT",
+        visibility_timeout: float | None = None,
     ) -> None:
         self.huey = huey
+        if visibility_timeout is not None:
+            huey.visibility_timeout = _check_number(
+                "visibility_timeout", visibility_timeout, 0, exclusive=True
+            )
         if huey.immediate:
             logger.warning("Consumer created for a Huey in immediate mode; start() will refuse")
         self.workers = _check_count("workers", workers)

@@ -36,6 +36,8 @@ class _Settings(NamedTuple):
     extra_locks: str | None = None
     shutdown_timeout: float | None = None
     graceful_signal: str = "INT"
+    # huey-ng additions
+    visibility_timeout: float | None = None
 
 
 #: (key, default) for every consumer setting, in ConsumerConfig field order
@@ -138,6 +140,14 @@ def _worker_options() -> list[Option]:
             choices=["INT", "TERM"],
             default="INT",
             help="signal that stops gracefully, INT or TERM; the other stops at once (INT)",
+        ),
+        option(
+            ("T", "visibility-timeout"),
+            type="float",
+            default=None,
+            metavar="SECONDS",
+            help="seconds a taken task stays leased without a heartbeat before it is "
+            "delivered again (the Huey's visibility_timeout, 30)",
         ),
     ]
 
