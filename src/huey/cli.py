@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from huey._cli_inspect import add_dead_letters, add_info
 from huey.bin.huey_consumer import err, run_consumer
 from huey.consumer_options import add_consumer_arguments, config_from_options
 
@@ -39,6 +40,8 @@ def _run(args: argparse.Namespace) -> int:
 #: the subcommands, in the order ``huey --help`` lists them
 COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_run,
+    add_info,
+    add_dead_letters,
 ]
 
 
