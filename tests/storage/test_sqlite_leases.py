@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from huey.storage import BaseStorage, SqliteStorage
-from huey.storage._sqlite import NG_TABLES
+from huey.storage._sqlite_leases import NG_TABLES
 
 Factory = Callable[[], BaseStorage]
 GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "sqlite-schema.sql"

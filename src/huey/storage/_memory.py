@@ -305,6 +305,9 @@ class MemoryStorage(BaseStorage):
         with self._lock:
             if self._claims.get(key, 0) > now:
                 return False
+            # Each periodic tick claims a new key: drop lapsed ones so the dict stays small.
+            for lapsed in [k for k, expiry in self._claims.items() if expiry <= now]:
+                del self._claims[lapsed]
             self._claims[key] = now + ttl
             return True
 

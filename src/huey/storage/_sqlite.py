@@ -24,25 +24,23 @@ connection lazily.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
-from huey.storage._base import BaseStorage, DeadLetter, Delivery
+from huey.storage._base import BaseStorage
+from huey.storage._sqlite_leases import DELETE_CHUNK, SqliteLeasesMixin
 
 T = TypeVar("T")
 
 #: How many times a write is retried when the database stays locked past the busy timeout.
 LOCK_RETRIES = 5
 #: Due schedule rows are deleted in chunks of this many ids (SQLite's variable limit).
-DELETE_CHUNK = 500
 #: The huey-ng table with the expiry time of keys stored with a ttl.
 EXPIRY_TABLE = "hueyng_kv_expiry"
 
@@ -74,31 +72,6 @@ _EXPIRY_DDL = (
     f"create table if not exists {EXPIRY_TABLE} (queue text not null, key text not null, "
     "expires_at real not null, primary key(queue, key))"
 )
-# huey-ng's delivery state, created together on first use. A lease row holds a message
-# taken out of ``task`` until it is acknowledged or its lease expires.
-_NG_DDL = (
-    "create table if not exists hueyng_lease (token text not null primary key, "
-    "queue text not null, data blob not null, digest blob not null, "
-    "priority real not null, expires_at real not null, count integer not null)",
-    "create index if not exists hueyng_lease_queue_expires on hueyng_lease (queue, expires_at)",
-    "create table if not exists hueyng_delivery (queue text not null, digest blob not null, "
-    "count integer not null, primary key(queue, digest))",
-    "create table if not exists hueyng_dead_letter (id integer not null primary key "
-    "autoincrement, queue text not null, data blob not null, reason text not null, "
-    "timestamp real not null)",
-    "create index if not exists hueyng_dead_letter_queue_id on hueyng_dead_letter (queue, id)",
-    "create table if not exists hueyng_claim (queue text not null, key text not null, "
-    "expires_at real not null, primary key(queue, key))",
-    "create table if not exists hueyng_named_lease (queue text not null, key text not null, "
-    "owner text not null, expires_at real not null, primary key(queue, key))",
-)
-NG_TABLES = (
-    "hueyng_lease",
-    "hueyng_delivery",
-    "hueyng_dead_letter",
-    "hueyng_claim",
-    "hueyng_named_lease",
-)
 # A kv row is live unless an expiry row says it has expired.
 _LIVE = (
     f"not exists (select 1 from {EXPIRY_TABLE} e where e.queue = kv.queue "
@@ -116,7 +89,7 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
-class BaseSqlStorage(BaseStorage):
+class BaseSqlStorage(SqliteLeasesMixin, BaseStorage):
     """Shared SQL implementation of the storage contract on a DB-API (sqlite3-like) driver.
 
     Subclasses provide :meth:`_connect` (a new autocommit connection) and may set extra
@@ -492,290 +465,6 @@ class BaseSqlStorage(BaseStorage):
     def flush_counters(self) -> None:
         """Delete every counter of this queue."""
         self._write(lambda c: c.execute("delete from counter where queue = ?", (self.name,)))
-
-    # -- leased delivery (huey-ng tables, created on first use) --------------------------
-    supports_leases = True
-
-    def _ng_write(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn`` in one write transaction, creating huey-ng's tables first if needed."""
-
-        def run(conn: Any) -> T:
-            if not self._ng_ready:
-                for statement in _NG_DDL:
-                    conn.execute(statement)
-            return fn(conn)
-
-        result = self._write(run)
-        self._ng_ready = True
-        return result
-
-    def _ng_exists(self) -> bool:
-        """Whether huey-ng's tables exist (they are created together; once seen, remembered)."""
-        if not self._ng_ready:
-            rows = self._read(
-                "select 1 from sqlite_master where type = 'table' and name = 'hueyng_lease'"
-            )
-            self._ng_ready = bool(rows)
-        return self._ng_ready
-
-    def dequeue_leased(self, lease_seconds: float) -> Delivery | None:
-        """Move the next message into a lease of ``lease_seconds`` (one transaction)."""
-        # Same cheap check as dequeue(): polling an empty queue takes no write lock.
-        if not self._read("select 1 from task where queue = ? limit 1", (self.name,)):
-            return None
-        token = uuid.uuid4().hex
-
-        def take(conn: Any) -> Delivery | None:
-            row = conn.execute(
-                "select id, data, priority from task where queue = ? "
-                "order by priority desc, id limit 1",
-                (self.name,),
-            ).fetchone()
-            if row is None:
-                return None
-            data = bytes(row[1])
-            key = (self.name, hashlib.sha1(data).digest())
-            conn.execute("delete from task where id = ?", (row[0],))
-            # A hueyng_delivery row exists only for a message delivered before (requeued
-            # or released); a first delivery keeps its count in the lease row alone.
-            previous = conn.execute(
-                "select count from hueyng_delivery where queue = ? and digest = ?", key
-            ).fetchone()
-            count = 1 + (int(previous[0]) if previous else 0)
-            # Wall clock: the expiry is compared by other processes sharing the file.
-            conn.execute(
-                "insert into hueyng_lease (token, queue, data, digest, priority, expires_at, "
-                "count) values (?, ?, ?, ?, ?, ?, ?)",
-                (token, self.name, data, key[1], row[2], time.time() + lease_seconds, count),
-            )
-            return Delivery(data, token, count)
-
-        return self._ng_write(take)
-
-    def ack(self, token: str | None) -> None:
-        """Forget a leased message and its delivery count (unknown tokens are ignored)."""
-        if not token:
-            return
-
-        def forget(conn: Any) -> None:
-            conn.execute(
-                "delete from hueyng_delivery where queue = ? and digest = "
-                "(select digest from hueyng_lease where queue = ? and token = ? and count > 1)",
-                (self.name, self.name, token),
-            )
-            conn.execute(
-                "delete from hueyng_lease where queue = ? and token = ?", (self.name, token)
-            )
-
-        self._ng_write(forget)
-
-    def extend_leases(self, tokens: Iterable[str], lease_seconds: float) -> None:
-        """Push the expiry of these leases to ``lease_seconds`` from now."""
-        token_list = [token for token in tokens if token]
-        if not token_list:
-            return
-
-        def extend(conn: Any) -> None:
-            expiry = time.time() + lease_seconds
-            for start in range(0, len(token_list), DELETE_CHUNK):
-                chunk = token_list[start : start + DELETE_CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                conn.execute(
-                    "update hueyng_lease set expires_at = ? "
-                    f"where queue = ? and token in ({marks})",
-                    (expiry, self.name, *chunk),
-                )
-
-        self._ng_write(extend)
-
-    def release(self, token: str | None) -> None:
-        """Put a leased, unstarted message back in the queue now; it does not count."""
-        if not token:
-            return
-
-        def give_back(conn: Any) -> None:
-            row = conn.execute(
-                "select data, digest, priority, count from hueyng_lease "
-                "where queue = ? and token = ?",
-                (self.name, token),
-            ).fetchone()
-            if row is None:
-                return
-            conn.execute("delete from hueyng_lease where token = ?", (token,))
-            conn.execute(
-                "insert into task (queue, data, priority) values (?, ?, ?)",
-                (self.name, row[0], row[2]),
-            )
-            key = (self.name, row[1])
-            if row[3] > 1:
-                conn.execute(
-                    "update hueyng_delivery set count = ? where queue = ? and digest = ?",
-                    (row[3] - 1, *key),
-                )
-            else:
-                conn.execute("delete from hueyng_delivery where queue = ? and digest = ?", key)
-
-        self._ng_write(give_back)
-
-    def requeue_expired(self) -> int:
-        """Put every expired lease back in the queue (same priority); return how many.
-
-        The move is one exclusive transaction, so concurrent callers in several processes
-        requeue each expired lease exactly once.
-        """
-        if not self._ng_exists() or not self._read(
-            "select 1 from hueyng_lease where queue = ? and expires_at <= ? limit 1",
-            (self.name, time.time()),
-        ):
-            return 0
-
-        def requeue(conn: Any) -> int:
-            params = (self.name, time.time())
-            conn.execute(
-                "insert into task (queue, data, priority) select queue, data, priority "
-                "from hueyng_lease where queue = ? and expires_at <= ? order by expires_at, token",
-                params,
-            )
-            # The delivery count outlives the lease ("where true" disambiguates the upsert).
-            conn.execute(
-                "insert into hueyng_delivery (queue, digest, count) select queue, digest, count "
-                "from hueyng_lease where queue = ? and expires_at <= ? and true "
-                "on conflict (queue, digest) do update set count = excluded.count",
-                params,
-            )
-            cursor = conn.execute(
-                "delete from hueyng_lease where queue = ? and expires_at <= ?", params
-            )
-            return int(cursor.rowcount)
-
-        return self._ng_write(requeue)
-
-    # -- dead letters, claims, named leases ----------------------------------------------
-    def add_dead_letter(self, data: bytes, reason: str) -> str:
-        """Set ``data`` aside with ``reason``; return its id (a decimal string)."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"add_dead_letter() data must be bytes, got {type(data).__name__}")
-        if not isinstance(reason, str):
-            raise TypeError(f"add_dead_letter() reason must be a str, got {type(reason).__name__}")
-        message = bytes(data)
-
-        def add(conn: Any) -> str:
-            cursor = conn.execute(
-                "insert into hueyng_dead_letter (queue, data, reason, timestamp) "
-                "values (?, ?, ?, ?)",
-                (self.name, message, reason, time.time()),
-            )
-            conn.execute(
-                "delete from hueyng_delivery where queue = ? and digest = ?",
-                (self.name, hashlib.sha1(message).digest()),
-            )
-            return str(cursor.lastrowid)
-
-        return self._ng_write(add)
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """The first ``limit`` dead letters, oldest first."""
-        if not self._ng_exists():
-            return []
-        rows = self._read(
-            "select id, data, reason, timestamp from hueyng_dead_letter where queue = ? "
-            "order by id limit ?",
-            (self.name, -1 if limit is None else limit),
-        )
-        return [DeadLetter(str(row[0]), bytes(row[1]), str(row[2]), row[3]) for row in rows]
-
-    def dead_letter_count(self) -> int:
-        """Number of dead letters of this queue."""
-        if not self._ng_exists():
-            return 0
-        rows = self._read("select count(*) from hueyng_dead_letter where queue = ?", (self.name,))
-        return int(rows[0][0])
-
-    def pop_dead_letter(self, id: str) -> DeadLetter | None:
-        """Remove and return the dead letter ``id``; None when there is none."""
-        # Ids are canonical decimal strings: "01" or "1.0" is no id at all.
-        if not isinstance(id, str) or not id.isascii() or not id.isdigit():
-            return None
-        if str(int(id)) != id or not self._ng_exists():
-            return None
-
-        def pop(conn: Any) -> DeadLetter | None:
-            params = (self.name, int(id))
-            row = conn.execute(
-                "select id, data, reason, timestamp from hueyng_dead_letter "
-                "where queue = ? and id = ?",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute("delete from hueyng_dead_letter where queue = ? and id = ?", params)
-            return DeadLetter(str(row[0]), bytes(row[1]), str(row[2]), row[3])
-
-        return self._ng_write(pop)
-
-    def flush_dead_letters(self) -> None:
-        """Delete every dead letter of this queue."""
-        if self._ng_exists():
-            self._write(
-                lambda c: c.execute("delete from hueyng_dead_letter where queue = ?", (self.name,))
-            )
-
-    def claim(self, key: str, ttl: float) -> bool:
-        """Atomically take ``key`` for ``ttl`` seconds; False while someone else holds it."""
-
-        def take(conn: Any) -> bool:
-            now = time.time()
-            # Claim keys are usually one-off (a periodic tick each), so expired ones are
-            # swept here and the table stays small.
-            conn.execute(
-                "delete from hueyng_claim where queue = ? and expires_at <= ?", (self.name, now)
-            )
-            cursor = conn.execute(
-                "insert or ignore into hueyng_claim (queue, key, expires_at) values (?, ?, ?)",
-                (self.name, key, now + ttl),
-            )
-            return bool(cursor.rowcount == 1)
-
-        return self._ng_write(take)
-
-    def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
-        """Take the named lease if it is free, expired or already ``owner``'s (renewal)."""
-
-        def take(conn: Any) -> bool:
-            now = time.time()
-            cursor = conn.execute(
-                "insert into hueyng_named_lease (queue, key, owner, expires_at) "
-                "values (?, ?, ?, ?) on conflict (queue, key) do update "
-                "set owner = excluded.owner, expires_at = excluded.expires_at "
-                "where hueyng_named_lease.owner = excluded.owner "
-                "or hueyng_named_lease.expires_at <= ?",
-                (self.name, key, owner, now + ttl, now),
-            )
-            return bool(cursor.rowcount == 1)
-
-        return self._ng_write(take)
-
-    def release_lease(self, key: str, owner: str) -> None:
-        """Give up the named lease if ``owner`` holds it."""
-        if self._ng_exists():
-            params = (self.name, key, owner)
-            self._write(
-                lambda c: c.execute(
-                    "delete from hueyng_named_lease where queue = ? and key = ? and owner = ?",
-                    params,
-                )
-            )
-
-    def flush_all(self) -> None:
-        """Clear upstream's structures of this queue and huey-ng's state beside them."""
-        super().flush_all()
-        if self._ng_exists():
-
-            def flush(conn: Any) -> None:
-                for table in NG_TABLES:
-                    conn.execute(f"delete from {table} where queue = ?", (self.name,))
-
-            self._write(flush)
 
 
 class SqliteStorage(BaseSqlStorage):
