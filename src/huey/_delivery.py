@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from huey._task import Task
-from huey.storage._base import Delivery
+from huey.storage._base import Delivery, WriteOp
 
 if TYPE_CHECKING:
     from huey.api import Huey
@@ -60,6 +60,38 @@ def take(huey: Huey) -> Taken | None:
     if delivery.count > 1 and not _charge_redelivery(huey, task, delivery):
         return None
     return Taken(task, delivery)
+
+
+def take_batch(huey: Huey, limit: int) -> list[Taken]:
+    """Take up to ``limit`` tasks in one round trip where the storage allows it.
+
+    Messages set aside (undecodable, crash loops) are left out of the batch.
+    """
+    if limit <= 1:
+        taken = take(huey)
+        return [] if taken is None else [taken]
+    if uses_leases(huey):
+        deliveries = huey.storage.dequeue_leased_many(huey.visibility_timeout, limit)
+    else:
+        deliveries = []
+        while len(deliveries) < limit:
+            data = huey.storage.dequeue()
+            if data is None:
+                break
+            deliveries.append(Delivery(data))
+            if huey.storage.blocking:
+                break  # the next call would wait a read timeout on an empty queue
+    batch = []
+    for delivery in deliveries:
+        try:
+            task = huey.deserialize_task(delivery.data)
+        except Exception as exc:
+            set_aside(huey, delivery, f"undecodable message: {exc!r}")
+            continue
+        if delivery.count > 1 and not _charge_redelivery(huey, task, delivery):
+            continue
+        batch.append(Taken(task, delivery))
+    return batch
 
 
 def _charge_redelivery(huey: Huey, task: Task, delivery: Delivery) -> bool:
@@ -125,7 +157,6 @@ class Heartbeat:
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="huey-heartbeat", daemon=True)
-        self._thread.start()
 
     @classmethod
     def get(cls, huey: Huey) -> Heartbeat:
@@ -133,9 +164,14 @@ class Heartbeat:
         key = (id(huey), os.getpid())
         with cls._instances_lock:
             beat = cls._instances.get(key)
+            created = beat is None
             if beat is None:
                 beat = cls._instances[key] = cls(huey)
-            return beat
+        # Started outside the lock: under gevent, Thread.start() yields to other greenlets,
+        # which must not find the (possibly unpatched, process-wide) lock held.
+        if created:
+            beat._thread.start()
+        return beat
 
     def add(self, token: str) -> None:
         """Start renewing ``token``."""
@@ -158,3 +194,40 @@ class Heartbeat:
                 self.huey.storage.extend_leases(tokens, self.huey.visibility_timeout)
             except Exception:
                 logger.exception("Heartbeat failed to renew %d lease(s)", len(tokens))
+
+
+class WriteBuffer:
+    """Writes of a batch of tasks (results, cleared revocations, acks), applied together.
+
+    Outcomes come first and acknowledgements last, so a flush that fails part-way never
+    acknowledges a task whose outcome was not stored: it is delivered again instead.
+    """
+
+    def __init__(self, huey: Huey) -> None:
+        self.huey = huey
+        self.ops: list[WriteOp] = []
+        self.acks: list[WriteOp] = []
+
+    def put(self, key: str, value: bytes, is_result: bool) -> None:
+        """Store ``value`` under ``key`` at the next flush."""
+        self.ops.append(("put", key, value, is_result))
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` at the next flush."""
+        self.ops.append(("delete", key))
+
+    def ack(self, token: str) -> None:
+        """Acknowledge a delivery at the next flush, after every outcome."""
+        self.acks.append(("ack", token))
+
+    def flush(self) -> None:
+        """Apply everything buffered in one round trip (where the storage allows it)."""
+        if not self.ops and not self.acks:
+            return
+        ops, self.ops, self.acks = self.ops + self.acks, [], []
+        self.huey.storage.apply_writes(ops)
+
+
+def active_buffer(huey: Huey) -> WriteBuffer | None:
+    """The write buffer of the batch this thread is running, if any."""
+    return getattr(huey._local, "write_buffer", None)

@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from huey import signals as S
+from huey._delivery import active_buffer
 from huey._task import PeriodicTask, Task
 from huey.exceptions import (
     RETRYING_EXCEPTIONS,
@@ -62,7 +63,7 @@ def execute(huey: Huey, task: Task, timestamp: datetime.datetime | None = None) 
         huey._emit(S.SIGNAL_EXPIRED, task)
         report_to_chord(huey, task, SKIPPED)
         return None
-    logger.info("Executing %s", task)
+    logger.debug("Executing %s", task)
     huey._emit(S.SIGNAL_EXECUTING, task)
     return _execute(huey, task)
 
@@ -75,7 +76,7 @@ def _execute(huey: Huey, task: Task) -> Any:
         return None
     if not isinstance(task, PeriodicTask):
         # Clear a revocation made while the task was running.
-        huey.delete(task.revoke_id)
+        _delete(huey, task.revoke_id)
     if outcome.exception is None:
         _finish_success(huey, task, outcome.value)
         return outcome.value
@@ -124,7 +125,7 @@ def _run_body(huey: Huey, task: Task) -> _Outcome:
         outcome.exception = exc
         _classify_failure(huey, task, exc, outcome)
     else:
-        logger.info("%s executed in %0.3fs", task, time.perf_counter() - start)
+        logger.debug("%s executed in %0.3fs", task, time.perf_counter() - start)
     finally:
         huey._tasks_in_flight.discard(task)
     return outcome
@@ -178,7 +179,8 @@ def _run_post_execute_hooks(
 def _finish_success(huey: Huey, task: Task, value: Any) -> None:
     if huey.results and not isinstance(task, PeriodicTask):
         if value is not None or huey.store_none:
-            huey.put_result(task.id, value)
+            _put_result(huey, task.id, value)
+    _flush_for_observers(huey, S.SIGNAL_COMPLETE)
     _run_post_execute_hooks(huey, task, value, None)
     huey._emit(S.SIGNAL_COMPLETE, task)
     if task.on_complete is not None:
@@ -200,13 +202,14 @@ def _finish_failure(huey: Huey, task: Task, outcome: _Outcome) -> None:
     if surface:
         error = Error(huey.build_error_result(task, exception))
         if huey.results:
-            huey.put_result(task.id, error)
+            _put_result(huey, task.id, error)
             if final:
                 # Mark downstream stages failed so their handles raise, not block forever.
                 stage = task.on_complete
                 while stage is not None:
-                    huey.put_result(stage.id, error)
+                    _put_result(huey, stage.id, error)
                     stage = stage.on_complete
+    _flush_for_observers(huey, None)
     _run_post_execute_hooks(huey, task, None, exception)
     if surface and task.on_error is not None:
         handler = copy.copy(task.on_error)
@@ -219,6 +222,34 @@ def _finish_failure(huey: Huey, task: Task, outcome: _Outcome) -> None:
         logger.info("Task %s will be retried (%s retries left)", task.id, task.retries - 1)
         huey._emit(S.SIGNAL_RETRYING, task)
         requeue_task(huey, task, outcome.retry_eta)
+
+
+def _put_result(huey: Huey, key: str, value: Any) -> None:
+    """Store a result now, or in the running batch's write buffer (one round trip)."""
+    buffer = active_buffer(huey)
+    if buffer is None:
+        huey.put_result(key, value)
+    else:
+        buffer.put(key, huey.serialize(value), True)
+
+
+def _delete(huey: Huey, key: str) -> None:
+    buffer = active_buffer(huey)
+    if buffer is None:
+        huey.delete(key)
+    else:
+        buffer.delete(key)
+
+
+def _flush_for_observers(huey: Huey, signal: str | None) -> None:
+    """Flush buffered results before user code that may read them (post-execute hooks,
+    completion receivers) runs, so hooks always see the stored outcome."""
+    buffer = active_buffer(huey)
+    if buffer is None:
+        return
+    receivers = huey._signal.receivers
+    if huey._post_execute or (signal and (receivers.get(signal) or receivers["any"])):
+        buffer.flush()
 
 
 def requeue_task(huey: Huey, task: Task, eta: datetime.datetime | None = None) -> None:

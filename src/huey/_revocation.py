@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from huey._result import Result
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("huey")
 
+#: How long prefetched revocation flags stay valid: a revoke issued later than this
+#: before a prefetched task starts is always seen.
+REVOCATION_PREFETCH_SECONDS = 0.05
+
 
 class RevocationMixin:
     """Revoke / restore / is_revoked for a Huey instance."""
@@ -26,6 +32,7 @@ class RevocationMixin:
     _registry: Registry
     storage: BaseStorage
     utc: bool
+    _local: threading.local
 
     if TYPE_CHECKING:  # provided by Huey
 
@@ -93,7 +100,9 @@ class RevocationMixin:
         With ``peek=False`` a one-shot or lapsed flag is consumed.
         """
         keys = self._revoke_keys(task)
-        flags = self.storage.peek_many(keys)
+        flags = self._prefetched_flags(keys)
+        if flags is None:
+            flags = self.storage.peek_many(keys)
         if not flags:
             return False
         if timestamp is None:
@@ -102,6 +111,30 @@ class RevocationMixin:
             if key in flags and self._check_flag(key, flags[key], timestamp, peek):
                 return True
         return False
+
+    def prefetch_revocations(self, tasks: list[Task]) -> None:
+        """Read the revocation flags of a batch of tasks in one round trip.
+
+        The next ``is_revoked`` checks of those tasks in this thread use them, for at most
+        ``REVOCATION_PREFETCH_SECONDS``, after which they read the storage again.
+        """
+        keys = [key for task in tasks for key in self._revoke_keys(task)]
+        found = self.storage.peek_many(keys)
+        expires = time.monotonic() + REVOCATION_PREFETCH_SECONDS
+        self._local.revocations = (expires, set(keys), found)
+
+    def clear_prefetched_revocations(self) -> None:
+        """Forget prefetched revocation flags."""
+        self._local.revocations = None
+
+    def _prefetched_flags(self, keys: list[str]) -> dict[str, bytes] | None:
+        cache = getattr(self._local, "revocations", None)
+        if cache is None:
+            return None
+        expires, covered, found = cache
+        if time.monotonic() > expires or not covered.issuperset(keys):
+            return None
+        return {key: found[key] for key in keys if key in found}
 
     def _check_flag(self, key: str, raw: bytes, timestamp: datetime.datetime, peek: bool) -> bool:
         try:

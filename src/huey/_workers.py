@@ -88,11 +88,16 @@ class BaseProcess:
 class Worker(BaseProcess):
     """Takes tasks from the queue and executes them, backing off while the queue is empty.
 
-    A take is a lease (``get_task``); ``process_task`` runs the task while the heartbeat
-    renews its lease and acknowledges it once the outcome is stored (``huey._delivery``).
+    A take is a lease on a batch of tasks (one round trip; batches grow from one task while
+    tasks are quick); ``process_batch`` runs them while the heartbeat renews their leases,
+    then stores their outcomes and acknowledgements together (``huey._delivery``).
     """
 
     logger_name = "huey.consumer.Worker"
+    #: most tasks taken in one round trip (batches grow from 1 while tasks are quick)
+    max_batch_size = 32
+    #: a batch running longer than this gives its unstarted tasks back to the queue
+    batch_seconds = 0.05
 
     def __init__(
         self,
@@ -110,6 +115,7 @@ class Worker(BaseProcess):
         self.backoff = backoff
         self.max_tasks = max_tasks
         self.tasks_run = 0
+        self.batch_size = 1
 
     def initialize(self) -> None:
         """Run the ``on_startup`` hooks (errors are logged, never raised)."""
@@ -128,20 +134,22 @@ class Worker(BaseProcess):
                 self._logger.exception("Error in shutdown hook %r", name)
 
     def loop(self, now: datetime.datetime | None = None) -> None:
-        """Take one task and execute it, or sleep when there is none."""
+        """Take a batch of tasks and run them, or sleep when there is none."""
+        limit = self.batch_size
+        if self.max_tasks:
+            limit = max(1, min(limit, self.max_tasks - self.tasks_run))
         try:
-            taken = self.get_task()
+            batch = _delivery.take_batch(self.huey, limit)
         except Exception:
             self._logger.exception("Error reading from the queue; backing off")
             self.sleep()
             return
-        if taken is None:
+        if not batch:
             if not self.huey.storage.blocking:
                 self.sleep()
             return
         self.delay = self.default_delay
-        self.process_task(taken, now)
-        self.tasks_run += 1
+        self.process_batch(batch, now)
         if self.max_tasks and self.tasks_run >= self.max_tasks:
             raise WorkerRecycle()
 
@@ -153,16 +161,54 @@ class Worker(BaseProcess):
         return _delivery.take(self.huey)
 
     def process_task(self, taken: Taken, now: datetime.datetime | None = None) -> None:
-        """Execute a taken task, then acknowledge it once its outcome is stored.
+        """Run one taken task (a batch of one)."""
+        self.process_batch([taken], now)
 
-        While it runs, the process's heartbeat renews its lease. If storing the outcome
-        fails (the storage went away), the task is not acknowledged: its lease expires and
-        it is delivered again. An interrupted task is given back to the queue at once.
+    def process_batch(self, batch: list[Taken], now: datetime.datetime | None = None) -> None:
+        """Run a batch of taken tasks, then store their outcomes and acks in one round trip.
+
+        While they wait and run, the process's heartbeat renews their leases. If the stop
+        flag is set or the batch turns out slow, the tasks not started yet go back to the
+        queue at once for other workers. If storing the outcomes fails (the storage went
+        away), nothing is acknowledged: the leases expire and the tasks are delivered again.
         """
-        task, token = taken.task, taken.delivery.token
-        heartbeat = _delivery.Heartbeat.get(self.huey) if token else None
-        if heartbeat is not None:
-            heartbeat.add(token)  # type: ignore[arg-type]
+        huey = self.huey
+        tokens = [t.delivery.token for t in batch if t.delivery.token]
+        heartbeat = _delivery.Heartbeat.get(huey) if tokens else None
+        for token in tokens:
+            heartbeat.add(token)  # type: ignore[union-attr]
+        buffer = _delivery.WriteBuffer(huey)
+        huey._local.write_buffer = buffer
+        if len(batch) > 1:
+            huey.prefetch_revocations([t.task for t in batch])
+        started = time.monotonic()
+        try:
+            for index, taken in enumerate(batch):
+                if index and self._should_release(started):
+                    for rest in batch[index:]:
+                        _delivery.release(huey, rest)
+                    break
+                self._run_one(taken, buffer, now)
+        finally:
+            huey._local.write_buffer = None
+            huey.clear_prefetched_revocations()
+            try:
+                buffer.flush()
+            except Exception:
+                self._logger.exception(
+                    "Could not store the outcomes of %d task(s); they are not acknowledged "
+                    "and will be delivered again",
+                    len(batch),
+                )
+            for token in tokens:
+                heartbeat.discard(token)  # type: ignore[union-attr]
+        self._adapt_batch_size(len(batch), time.monotonic() - started)
+
+    def _run_one(
+        self, taken: Taken, buffer: _delivery.WriteBuffer, now: datetime.datetime | None
+    ) -> None:
+        task = taken.task
+        self.tasks_run += 1
         try:
             self.huey.execute(task, now)
         except Exception:
@@ -172,13 +218,21 @@ class Worker(BaseProcess):
                 task.id,
             )
             return
-        finally:
-            if heartbeat is not None:
-                heartbeat.discard(token)  # type: ignore[arg-type]
         if getattr(task, "_interrupted", False):
             _delivery.release(self.huey, taken)
-        else:
-            _delivery.finish(self.huey, taken)
+        elif taken.delivery.token:
+            buffer.ack(taken.delivery.token)
+
+    def _should_release(self, started: float) -> bool:
+        """Whether to give the rest of a batch back: stopping, or the batch is slow."""
+        return self.stop_flag.is_set() or time.monotonic() - started > self.batch_seconds
+
+    def _adapt_batch_size(self, size: int, elapsed: float) -> None:
+        """Grow batches while tasks are quick (fewer round trips); one at a time otherwise."""
+        if elapsed > self.batch_seconds:
+            self.batch_size = 1
+        elif size >= self.batch_size:
+            self.batch_size = min(self.batch_size * 2, self.max_batch_size)
 
     def sleep(self) -> None:
         """Wait for the current poll delay (a stop cuts it short), then back off."""

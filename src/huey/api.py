@@ -165,6 +165,8 @@ class Huey(HooksMixin, RevocationMixin):
         self._timeout_handler: Callable[[float], ContextManager[Any]] | None = None
         self._stats: Any = None
         self._storage_lock = threading.Lock()
+        # Per-thread engine state: a worker batch's write buffer and prefetched flags.
+        self._local = threading.local()
         self.task_wrapper_class = self.get_task_wrapper_class()
         self.storage = self.create_storage()
 
@@ -391,7 +393,7 @@ class Huey(HooksMixin, RevocationMixin):
         """Put ``task`` on the schedule for its eta."""
         eta = task.eta or datetime.datetime.fromtimestamp(0)
         self.storage.add_to_schedule(self.serialize_task(task), eta)
-        logger.info("Added task %s to schedule, eta %s", task.id, eta)
+        logger.debug("Added task %s to schedule, eta %s", task.id, eta)
         self._emit(S.SIGNAL_SCHEDULED, task)
 
     def _decode_all(self, items: Iterable[bytes], where: str) -> list[Task]:

@@ -73,8 +73,12 @@ def test_release_returns_message_at_once_without_counting(storage: BaseStorage) 
 
 
 def test_leased_take_keeps_priority_order(storage: BaseStorage) -> None:
-    if not storage.priority:
-        pytest.skip("this backend has no priorities (covered by the priority variants)")
+    if not storage.priority:  # no priorities on this backend: plain FIFO
+        for data in (b"first", b"second", b"third"):
+            storage.enqueue(data)
+        taken = storage.dequeue_leased_many(LEASE, 3)
+        assert [d.data for d in taken] == [b"first", b"second", b"third"]
+        return
     storage.enqueue(b"low", 1)
     storage.enqueue(b"high", 10)
     storage.enqueue(b"low2", 1)
@@ -103,6 +107,41 @@ def test_concurrent_takers_never_share_a_message(storage: BaseStorage) -> None:
     for thread in threads:
         thread.join(30)
     assert sorted(seen) == sorted(b"m%d" % i for i in range(60))
+
+
+def test_batch_take_leases_each_message(storage: BaseStorage) -> None:
+    for i in range(5):
+        storage.enqueue(b"m%d" % i)
+    batch = storage.dequeue_leased_many(LEASE, 3)
+    assert [d.data for d in batch] == [b"m0", b"m1", b"m2"]
+    assert len({d.token for d in batch}) == 3 and all(d.count == 1 for d in batch)
+    rest = storage.dequeue_leased_many(LEASE, 10)
+    assert [d.data for d in rest] == [b"m3", b"m4"]
+    assert storage.dequeue_leased_many(LEASE, 10) == []
+    expire()
+    assert storage.requeue_expired() == 5
+
+
+def test_apply_writes_stores_then_acknowledges(storage: BaseStorage) -> None:
+    storage.put_data("r:old", b"flag")
+    storage.enqueue(b"m1")
+    storage.enqueue(b"m2")
+    batch = storage.dequeue_leased_many(LEASE, 2)
+    storage.apply_writes(
+        [
+            ("put", "result-1", b"one", True),
+            ("put", "result-2", b"two", True),
+            ("delete", "r:old"),
+            *[("ack", d.token) for d in batch],
+        ]
+    )
+    assert storage.peek_data("result-1") == b"one"
+    assert storage.peek_data("result-2") == b"two"
+    assert not storage.has_data_for_key("r:old")
+    expire()
+    assert storage.requeue_expired() == 0  # both acknowledged
+    with pytest.raises(ValueError, match="unknown write operation"):
+        storage.apply_writes([("truncate", "everything")])
 
 
 def test_binary_messages_survive_a_lease(storage: BaseStorage) -> None:

@@ -403,18 +403,21 @@ def test_configuration_errors(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_threads_get_their_own_connections(storage: PostgresStorage) -> None:
-    seen: list[int] = []
+    # Keep the connection objects themselves: a finished thread's connection could be
+    # freed and its id() reused by the next thread's, which would look like sharing.
+    seen: list[Any] = []
 
     def work() -> None:
         storage.put_data("k", b"v")
-        seen.append(id(storage._conn()))
+        seen.append(storage._conn())
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(WAIT)
-    assert len(set(seen)) == 3
+    assert len(seen) == 3
+    assert all(a is not b for i, a in enumerate(seen) for b in seen[i + 1 :])
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -49,6 +49,12 @@ class DeadLetter(NamedTuple):
     timestamp: float
 
 
+#: A write the engine may defer and apply with others in one round trip
+#: (:meth:`BaseStorage.apply_writes`): ``("put", key, value, is_result)``,
+#: ``("delete", key)`` or ``("ack", token)``.
+WriteOp = tuple[Any, ...]
+
+
 class BaseStorage:
     """Base class of every storage; documents the contract each backend fulfils.
 
@@ -220,6 +226,39 @@ class BaseStorage:
         """
         data = self.dequeue()
         return None if data is None else Delivery(data)
+
+    def dequeue_leased_many(self, lease_seconds: float, limit: int) -> list[Delivery]:
+        """Take up to ``limit`` messages under leases (fewer, or none, when the queue has fewer).
+
+        The default takes them one by one; backends override it to take a batch in one
+        round trip. Blocks no longer than one ``dequeue_leased`` would.
+        """
+        taken: list[Delivery] = []
+        # A blocking storage would wait a read timeout on the call after the queue empties.
+        while len(taken) < (limit if not self.blocking else 1):
+            delivery = self.dequeue_leased(lease_seconds)
+            if delivery is None:
+                break
+            taken.append(delivery)
+        return taken
+
+    def apply_writes(self, ops: Iterable[WriteOp]) -> None:
+        """Apply deferred writes in order: results and flags stored or deleted, acks.
+
+        The default applies them one by one; backends override it to apply them in one
+        round trip or transaction (a failure may leave a prefix applied: acks come last
+        in every batch the engine builds, so an unapplied ack only means a re-delivery).
+        """
+        for op in ops:
+            kind = op[0]
+            if kind == "put":
+                self.put_data(op[1], op[2], is_result=op[3])
+            elif kind == "delete":
+                self.delete_data(op[1])
+            elif kind == "ack":
+                self.ack(op[1])
+            else:
+                raise ValueError(f"unknown write operation {kind!r}")
 
     def ack(self, token: str | None) -> None:
         """Acknowledge a delivery: its outcome is stored, so forget the message."""
