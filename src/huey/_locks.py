@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class TaskLock:
+class TaskLock(contextlib.ContextDecorator):
     """A named lock: only one holder at a time, across every consumer of the storage.
 
     :param huey: the Huey instance whose storage holds the lock.
@@ -51,14 +51,6 @@ class TaskLock:
 
     release = clear
 
-    def __call__(self, fn: F) -> F:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return fn(*args, **kwargs)
-
-        return inner  # type: ignore[return-value]
-
     def __enter__(self) -> TaskLock:
         self.acquire()
         return self
@@ -67,7 +59,7 @@ class TaskLock:
         self._huey.delete(self._key)
 
 
-class RateLimit:
+class RateLimit(contextlib.ContextDecorator):
     """A fixed-window rate limit: at most ``limit`` acquisitions per ``per`` seconds.
 
     :param retry: when the window is full, whether the worker retries the task at the next
@@ -107,14 +99,6 @@ class RateLimit:
         """Forget the current window and its count."""
         self._huey.delete(self._window_key)
         self._huey.storage.delete_counter(self._counter_key)
-
-    def __call__(self, fn: F) -> F:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return fn(*args, **kwargs)
-
-        return inner  # type: ignore[return-value]
 
     def __enter__(self) -> None:
         self.acquire()

@@ -164,7 +164,6 @@ class Huey(HooksMixin, RevocationMixin):
         self._tasks_in_flight: set[Task] = set()
         self._timeout_handler: Callable[[float], ContextManager[Any]] | None = None
         self._stats: Any = None
-        self._storage_lock = threading.Lock()
         # Per-thread engine state: a worker batch's write buffer and prefetched flags.
         self._local = threading.local()
         self.task_wrapper_class = self.get_task_wrapper_class()
