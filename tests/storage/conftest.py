@@ -32,7 +32,7 @@ def _file(request: pytest.FixtureRequest, name: str, tmp: Path) -> BaseStorage:
 def _sqlite(request: pytest.FixtureRequest, name: str, tmp: Path) -> BaseStorage:
     from huey.storage import SqliteStorage
 
-    return SqliteStorage(name, filename=str(tmp / "huey.db"))
+    return SqliteStorage(name, filename=str(tmp / "huey.db"), read_timeout=0.2)
 
 
 def _redis_factory(class_name: str) -> Factory:
