@@ -23,7 +23,7 @@ connection lazily.
 Waiting (huey-ng): with ``blocking=True`` (the default) a take on an empty queue waits up to
 ``read_timeout`` for a message, woken within ~``poll_interval`` of another process's commit,
 so an idle consumer starts a new task within a few ms without the worker's 0.1 s -> 10 s
-backoff sleeps; ``wait_result`` polls from 0.5 ms. How: ``huey.storage._sqlite_leases``.
+backoff sleeps; ``wait_result`` polls from 0.5 ms. How: ``huey.storage._sqlite_wait``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from typing import Any, TypeVar
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
 from huey.storage._base import BaseStorage
-from huey.storage._sqlite_leases import DELETE_CHUNK, ChangeWatch, SqliteLeasesMixin
+from huey.storage._sqlite_leases import DELETE_CHUNK, SqliteLeasesMixin
+from huey.storage._sqlite_wait import ChangeWatch
 
 T = TypeVar("T")
 
