@@ -338,8 +338,21 @@ class Huey(HooksMixin, RevocationMixin):
         return self._handles(task)
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup | None:
-        """Enqueue several tasks; return a ResultGroup (None when results are off)."""
-        return self.enqueue(group(tasks))  # type: ignore[no-any-return]
+        """Enqueue several tasks in one round trip to the storage (``TaskWrapper.map``).
+
+        Returns a ResultGroup of their handles (None when results are off).
+        """
+        tasks = list(tasks)
+        if self._immediate:
+            return self.enqueue(group(tasks))  # type: ignore[no-any-return]
+        items = []
+        for task in tasks:
+            if task.expires:
+                task.resolve_expires(self.utc)
+            self._emit(S.SIGNAL_ENQUEUED, task)
+            items.append((self.serialize_task(task), task.priority))
+        self.storage.enqueue_many(items)
+        return ResultGroup([self._handles(task) for task in tasks]) if self.results else None
 
     def _handles(self, task: Task) -> Any:
         if not self.results:

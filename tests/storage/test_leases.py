@@ -109,6 +109,19 @@ def test_concurrent_takers_never_share_a_message(storage: BaseStorage) -> None:
     assert sorted(seen) == sorted(b"m%d" % i for i in range(60))
 
 
+def test_enqueue_many_keeps_order_and_priorities(storage: BaseStorage) -> None:
+    if storage.priority:
+        storage.enqueue_many([(b"a", None), (b"b", 5), (b"c", None), (b"d", 5)])
+        assert [storage.dequeue() for _ in range(4)] == [b"b", b"d", b"a", b"c"]
+    else:
+        storage.enqueue_many([(b"a", None), (b"b", None), (b"c", 0)])
+        assert [storage.dequeue() for _ in range(3)] == [b"a", b"b", b"c"]
+        with pytest.raises(NotImplementedError, match="priority"):
+            storage.enqueue_many([(b"x", 3)])
+    storage.enqueue_many([])
+    assert storage.queue_size() == 0
+
+
 def test_batch_take_leases_each_message(storage: BaseStorage) -> None:
     for i in range(5):
         storage.enqueue(b"m%d" % i)

@@ -79,6 +79,12 @@ class BaseStorage:
         """Push a message; a higher priority is dequeued first, FIFO among equals."""
         raise NotImplementedError
 
+    def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
+        """Push several ``(data, priority)`` messages, in order; backends do it in one round
+        trip or transaction. The default enqueues them one by one."""
+        for data, priority in items:
+            self.enqueue(data, priority)
+
     def dequeue(self) -> bytes | None:
         """Atomically remove and return the next message, or ``None`` (may block a while)."""
         raise NotImplementedError

@@ -225,6 +225,20 @@ class PostgresStorage(PostgresLeasesMixin, BaseStorage):
         params = (self.name, data, float(priority or 0), self.queue_channel)
         self._fetchall(self._sql["enqueue"], params)
 
+    def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
+        """Insert several messages in one transaction (one notification wakes consumers)."""
+        rows = [(self.name, data, float(priority or 0)) for data, priority in items]
+        if not rows:
+            return
+        insert = self._sql["enqueue_many"]
+
+        def run(conn: Any) -> None:
+            with conn.transaction():
+                conn.cursor().executemany(insert, rows)
+                conn.execute("select pg_notify(%s, '')", (self.queue_channel,))
+
+        self._run(run)
+
     def _dequeue_once(self) -> bytes | None:
         row = self._fetchone(self._sql["dequeue"], (self.name,))
         return None if row is None else bytes(row[0])
@@ -493,6 +507,7 @@ def _queries(p: str) -> dict[str, str]:
             primary key (queue, key))""",
         "enqueue": f"""with t as (insert into {task} (queue, data, priority)
             values (%s, %s, %s) returning id) select pg_notify(%s, '') from t""",
+        "enqueue_many": f"insert into {task} (queue, data, priority) values (%s, %s, %s)",
         "dequeue": f"""delete from {task} where id = (select id from {task} where queue = %s
             order by priority desc, id limit 1 for update skip locked) returning data""",
         "queue_size": f"select count(*) from {task} where queue = %s",

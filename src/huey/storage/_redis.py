@@ -231,6 +231,17 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
             )
         self.conn.lpush(self.queue_key, data)
 
+    def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
+        """One LPUSH for every message (FIFO: the first given is taken first)."""
+        items = list(items)
+        if any(priority for _, priority in items):
+            raise NotImplementedError(
+                f"{type(self).__name__} has no priority support; "
+                "use PriorityRedisStorage (PriorityRedisHuey)"
+            )
+        if items:
+            self.conn.lpush(self.queue_key, *[data for data, _ in items])
+
     def dequeue(self) -> bytes | None:
         # redis ConnectionError propagates on purpose: the consumer logs it and backs off.
         if self.blocking:
@@ -564,6 +575,12 @@ class RedisPriorityQueue:
 
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
         self.conn.zadd(self.queue_key, {self._stamp() + data: -(priority or 0)})
+
+    def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
+        """One ZADD for every message; increasing stamps keep FIFO order among equals."""
+        mapping = {self._stamp() + data: -(priority or 0) for data, priority in items}
+        if mapping:
+            self.conn.zadd(self.queue_key, mapping)
 
     def dequeue(self) -> bytes | None:
         if self.blocking:

@@ -272,6 +272,16 @@ class BaseSqlStorage(SqliteLeasesMixin, BaseStorage):
             lambda c: c.execute("insert into task (queue, data, priority) values (?, ?, ?)", params)
         )
 
+    def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
+        """Insert several messages in one transaction."""
+        rows = [(self.name, data, float(priority or 0)) for data, priority in items]
+        if rows:
+            self._write(
+                lambda c: c.executemany(
+                    "insert into task (queue, data, priority) values (?, ?, ?)", rows
+                )
+            )
+
     def dequeue(self) -> bytes | None:
         """Remove and return the message with the highest priority, lowest id first.
 
