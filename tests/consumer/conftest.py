@@ -124,9 +124,14 @@ class ConsumerProcess:
         self._output.close()
 
 
-@pytest.fixture(params=["sqlite", "file"])
+@pytest.fixture(params=["sqlite", "file", "redis", "postgres"])
 def storage(request: pytest.FixtureRequest) -> str:
-    """The storage kinds every consumer behaviour is checked on."""
+    """The storage kinds the end-to-end worker tests run on (servers: skip or fail in CI
+    when they are down, as everywhere)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")
+    elif request.param == "postgres":
+        request.getfixturevalue("pg_dsn")
     return str(request.param)
 
 
@@ -174,10 +179,12 @@ def start_consumer(
 
 
 @pytest.fixture
-def app(tmp_path: Path, storage: str) -> SimpleNamespace:
+def app(tmp_path: Path, storage: str) -> Iterator[SimpleNamespace]:
     """The test process's view of the store: ``app.huey`` and ``app.tasks``."""
     huey = tasks_basic.create_huey(storage, str(tmp_path))
-    return SimpleNamespace(huey=huey, tasks=tasks_basic.register(huey), storage=storage)
+    yield SimpleNamespace(huey=huey, tasks=tasks_basic.register(huey), storage=storage)
+    if storage in ("redis", "postgres"):
+        huey.flush()  # a shared server: leave nothing behind
 
 
 def value_of(result: Any, timeout: float = 30.0) -> Any:

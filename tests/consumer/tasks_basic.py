@@ -13,6 +13,7 @@ Workers report what happened to them by appending lines to ``HUEY_TEST_EVENTS`` 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from huey import FileHuey, SqliteHuey, crontab
+from huey import FileHuey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey import signals as S
 from huey.api import Huey
 
@@ -38,7 +39,8 @@ def record(*parts: Any) -> None:
 
 
 def create_huey(storage: str, path: str) -> Huey:
-    """A SqliteHuey or FileHuey storing under ``path``.
+    """A SqliteHuey or FileHuey storing under ``path``, or a RedisHuey / PostgresHuey on the
+    test servers with a queue named after ``path``.
 
     Errors of attempts that will be retried are not stored, so a test reading a retried
     task's result sees its final outcome, never an intermediate error.
@@ -48,6 +50,14 @@ def create_huey(storage: str, path: str) -> Huey:
         return SqliteHuey("consumer-tests", filename=os.path.join(path, "huey.db"), **options)
     if storage == "file":
         return FileHuey("consumer-tests", path=os.path.join(path, "files"), **options)
+    # Servers are shared: a queue name derived from the test's directory keeps tests apart.
+    name = "ct" + hashlib.md5(path.encode()).hexdigest()[:12]
+    if storage == "redis":
+        url = os.environ.get("HUEY_REDIS_URL", "redis://127.0.0.1:6379/15")
+        return RedisHuey(name, url=url, **options)
+    if storage == "postgres":
+        dsn = os.environ.get("HUEY_PG_DSN", "postgresql://127.0.0.1:5432/test")
+        return PostgresHuey(name, dsn=dsn, **options)
     raise ValueError(f"unknown storage {storage!r}")
 
 
