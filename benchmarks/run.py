@@ -332,7 +332,8 @@ def render_report(
     parts = [
         f"### huey-ng vs upstream huey ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
-        f"{mode}; N = {args.n:,} tasks, {args.rounds} round(s) interleaved, medians; "
+        f"{mode}; N = {args.n:,} tasks, {args.rounds} round(s) interleaved (memory: 1), "
+        f"medians; "
         f"{shown}; Python {platform.python_version()}, {os.cpu_count()} CPUs.",
         "",
         render_table(args, scenarios, outcomes),
