@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+#: Golden data recorded from upstream huey 3.5.4 (the project's shared references, beside
+#: the checkout, as CI lays them out).
+WIRE_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "wire-samples"
 
 REDIS_URL = os.environ.get("HUEY_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_DSN = os.environ.get("HUEY_PG_DSN", "postgresql://127.0.0.1:5432/test")

@@ -19,8 +19,9 @@ import pytest
 from huey.serializer import Serializer
 from huey.storage import BaseStorage, FileStorage, SqliteStorage
 from huey.storage import _file as file_module
+from tests.conftest import WIRE_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wire-samples"
+SAMPLES = WIRE_SAMPLES
 RESULT_KEY = "00000000-0000-0000-0000-0000000000aa"
 SERIALIZER = Serializer()
 

@@ -9,7 +9,6 @@ import json
 import pickle
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,9 @@ import huey
 from huey.registry import Message
 from huey.serializer import Serializer
 from huey.utils import SKIPPED, ChordConfig, Error
+from tests.conftest import WIRE_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "messages.json"
+SAMPLES = WIRE_SAMPLES / "messages.json"
 SERIALIZERS = {
     "default": Serializer(),
     "gzip": Serializer(compression=True),

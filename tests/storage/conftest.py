@@ -76,3 +76,26 @@ def storage(
     finally:
         store.flush_all()
         store.close()
+
+
+@pytest.fixture
+def client(redis_url: str, unique_name: str) -> Iterator[Any]:
+    """A raw Redis client; deletes every key that mentions the test's queue name afterwards."""
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    yield conn
+    keys = list(conn.scan_iter(match=f"*{unique_name}*"))
+    if keys:
+        conn.delete(*keys)
+    conn.close()
+
+
+@pytest.fixture
+def admin(pg_dsn: str) -> Iterator[Any]:
+    """A raw autocommit PostgreSQL connection."""
+    import psycopg
+
+    conn = psycopg.connect(pg_dsn, autocommit=True)
+    yield conn
+    conn.close()

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,18 +23,12 @@ import pytest
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
 from huey.storage import PostgresStorage
+from tests.conftest import WIRE_SAMPLES
 
 psycopg = pytest.importorskip("psycopg")
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "postgres-schema.sql"
+GOLDEN = WIRE_SAMPLES / "postgres-schema.sql"
 WAIT = 30.0
-
-
-@pytest.fixture
-def admin(pg_dsn: str) -> Iterator[Any]:
-    conn = psycopg.connect(pg_dsn, autocommit=True)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

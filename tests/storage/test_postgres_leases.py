@@ -24,13 +24,6 @@ NG_TABLES = ["ng_lease", "ng_delivery", "ng_dead_letter", "ng_claim", "ng_named_
 
 
 @pytest.fixture
-def admin(pg_dsn: str) -> Iterator[Any]:
-    conn = psycopg.connect(pg_dsn, autocommit=True)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
 def prefix(admin: Any, unique_name: str) -> Iterator[str]:
     """A table prefix no other test uses; all its tables are dropped afterwards."""
     yield unique_name

@@ -11,8 +11,6 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,23 +23,13 @@ from huey.storage import (
     RedisExpireStorage,
     RedisStorage,
 )
+from tests.conftest import WIRE_SAMPLES
 
 redis = pytest.importorskip("redis")
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "redis-layout.txt"
+GOLDEN = WIRE_SAMPLES / "redis-layout.txt"
 WAIT = 30.0
 ALL_CLASSES = [RedisStorage, RedisExpireStorage, PriorityRedisStorage, PriorityRedisExpireStorage]
-
-
-@pytest.fixture
-def client(redis_url: str, unique_name: str) -> Iterator[Any]:
-    """A raw client; deletes every key that mentions the test's queue name afterwards."""
-    conn = redis.Redis.from_url(redis_url)
-    yield conn
-    keys = list(conn.scan_iter(match=f"*{unique_name}*"))
-    if keys:
-        conn.delete(*keys)
-    conn.close()
 
 
 def make(cls: type[RedisStorage], name: str, url: str, **kwargs: Any) -> Any:

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -187,17 +187,6 @@ def wake_scenario(waiter: BaseStorage, other: BaseStorage) -> None:
 
 
 # -- fixtures ------------------------------------------------------------------------------
-@pytest.fixture
-def client(redis_url: str, unique_name: str) -> Iterator[Any]:
-    """A raw client; deletes every key that mentions the test's queue name afterwards."""
-    conn = redis.Redis.from_url(redis_url)
-    yield conn
-    keys = list(conn.scan_iter(match=f"*{unique_name}*"))
-    if keys:
-        conn.delete(*keys)
-    conn.close()
-
-
 def factory_for(cls: type[RedisStorage], name: str, url: str, **kwargs: Any) -> Factory:
     return lambda: cls(name, url=url, read_timeout=0.5, **kwargs)
 

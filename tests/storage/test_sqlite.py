@@ -20,8 +20,9 @@ from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
 from huey.storage import CySqliteStorage, SqliteStorage
 from huey.storage._sqlite import EXPIRY_TABLE
+from tests.conftest import WIRE_SAMPLES
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "sqlite-schema.sql"
+GOLDEN = WIRE_SAMPLES / "sqlite-schema.sql"
 UPSTREAM_NAMES = {
     "counter",
     "kv",

@@ -19,9 +19,10 @@ import pytest
 
 from huey.storage import BaseStorage, SqliteStorage
 from huey.storage._sqlite_leases import NG_TABLES
+from tests.conftest import WIRE_SAMPLES
 
 Factory = Callable[[], BaseStorage]
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "sqlite-schema.sql"
+GOLDEN = WIRE_SAMPLES / "sqlite-schema.sql"
 UPSTREAM_TABLES = ("counter", "kv", "schedule", "task")
 #: Lease of the worker that gets killed: short, so the survivors requeue its messages soon.
 VICTIM_LEASE = 0.5
