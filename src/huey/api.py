@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from huey import _execution
 from huey import signals as S
 from huey._crontab import crontab
+from huey._dead_letters import DeadLettersMixin
 from huey._hooks import HooksMixin
 from huey._locks import RateLimit, TaskLock
 from huey._result import ChordResult, Result, ResultGroup
@@ -38,7 +39,7 @@ from huey.storage import (
     RedisStorage,
     SqliteStorage,
 )
-from huey.storage._base import BaseStorage, DeadLetter
+from huey.storage._base import BaseStorage
 from huey.utils import Error, normalize_time, utcnow
 
 logger = logging.getLogger("huey")
@@ -69,7 +70,7 @@ def _check_task_options(retries: Any, retry_delay: Any, retry_backoff: Any, time
     _check_number("timeout", timeout)
 
 
-class Huey(HooksMixin, RevocationMixin):
+class Huey(HooksMixin, RevocationMixin, DeadLettersMixin):
     """A task queue: decorate functions with :meth:`task`, call them to enqueue, and run a
     consumer (``huey_consumer module.huey``) to execute them.
 
@@ -530,35 +531,6 @@ class Huey(HooksMixin, RevocationMixin):
 
     def _result_handle(self, task: Task) -> Result[Any]:
         return Result(self, task)
-
-    # -- dead letters --------------------------------------------------------------------
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """Messages set aside (crash loops, undecodable messages), oldest first."""
-        return self.storage.dead_letters(limit)
-
-    def dead_letter_count(self) -> int:
-        """Number of dead letters."""
-        return self.storage.dead_letter_count()
-
-    def requeue_dead_letter(self, id: str) -> bool:
-        """Put one dead letter back on the queue; return whether it existed."""
-        letter = self.storage.pop_dead_letter(id)
-        if letter is None:
-            return False
-        self.storage.enqueue(letter.data)
-        return True
-
-    def requeue_dead_letters(self) -> int:
-        """Put every dead letter back on the queue; return how many."""
-        return sum(self.requeue_dead_letter(letter.id) for letter in self.dead_letters())
-
-    def delete_dead_letter(self, id: str) -> bool:
-        """Delete one dead letter; return whether it existed."""
-        return self.storage.pop_dead_letter(id) is not None
-
-    def flush_dead_letters(self) -> None:
-        """Delete every dead letter."""
-        self.storage.flush_dead_letters()
 
     # -- locks and rate limits -----------------------------------------------------------
     def lock_task(self, lock_name: str, ttl: float | None = None) -> TaskLock:
