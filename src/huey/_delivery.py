@@ -108,6 +108,7 @@ def _charge_redelivery(huey: Huey, task: Task, delivery: Delivery) -> bool:
         return False
     if task.retries:
         task.retries = max(task.retries - crashes, 0)
+    release_dead_owner_locks(huey, task)
     logger.warning(
         "Task %s delivered again after its worker died (delivery %s of %s)",
         task.id,
@@ -115,6 +116,27 @@ def _charge_redelivery(huey: Huey, task: Task, delivery: Delivery) -> bool:
         allowed,
     )
     return True
+
+
+def release_dead_owner_locks(huey: Huey, task: Task) -> int:
+    """Release the registered locks still held by ``task`` from a run whose worker died.
+
+    A lock taken inside a task stores the task's id; when the task comes back after a
+    crash, nobody else can be running it, so its old locks are stale.
+    """
+    keys = sorted(huey._locks)
+    if not keys:
+        return 0
+    released = 0
+    for key, raw in huey.storage.peek_many(keys).items():
+        try:
+            owner = huey.deserialize(raw)
+        except Exception:
+            continue
+        if owner == task.id and huey.delete(key):
+            logger.warning("Released lock %s held by task %s when its worker died", key, task.id)
+            released += 1
+    return released
 
 
 def set_aside(huey: Huey, delivery: Delivery, reason: str) -> None:

@@ -113,6 +113,8 @@ def _run_body(huey: Huey, task: Task) -> _Outcome:
         task._deadline = time.monotonic() + task.timeout
     start = time.perf_counter()
     huey._tasks_in_flight.add(task)
+    outer = getattr(huey._local, "current_task", None)  # immediate mode nests executions
+    huey._local.current_task = task  # lets a TaskLock record its owner
     try:
         with _timeout_context(huey, task):
             outcome.value = task.execute()
@@ -128,6 +130,7 @@ def _run_body(huey: Huey, task: Task) -> _Outcome:
         logger.debug("%s executed in %0.3fs", task, time.perf_counter() - start)
     finally:
         huey._tasks_in_flight.discard(task)
+        huey._local.current_task = outer
     return outcome
 
 

@@ -40,8 +40,15 @@ class TaskLock(contextlib.ContextDecorator):
     locked = is_locked
 
     def acquire(self) -> bool:
-        """Take the lock or raise ``TaskLockedException``."""
-        if not self._huey.put_if_empty(self._key, "1", self._ttl):
+        """Take the lock or raise ``TaskLockedException``.
+
+        Inside a running task the lock's value is the task's id (its owner), so a lock held
+        by a worker that died is released when that task is delivered again; elsewhere it
+        is ``'1'`` as upstream stores it (upstream only checks that the key exists).
+        """
+        task = getattr(self._huey._local, "current_task", None)
+        owner = task.id if task is not None else "1"
+        if not self._huey.put_if_empty(self._key, owner, self._ttl):
             raise TaskLockedException(f"unable to acquire lock {self._name}")
         return True
 

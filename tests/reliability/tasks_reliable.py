@@ -70,6 +70,17 @@ def poison() -> None:
 
 
 @huey.task()
+@huey.lock_task("crash-once")
+def crash_once_holding_lock(marker: str) -> str:
+    """Dies (SIGKILL) holding its lock on the first run; succeeds on the next."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    record("locked-done", os.getpid())
+    return "finished"
+
+
+@huey.task()
 def long_task(seconds: float) -> str:
     """Runs longer than the visibility timeout."""
     record("start", os.getpid())

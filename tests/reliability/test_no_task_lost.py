@@ -127,6 +127,23 @@ def test_poison_task_ends_in_dead_letters(
 
 
 @pytest.mark.parametrize("backend", ["redis", "sqlite", "postgres"])
+def test_lock_held_by_a_killed_worker_heals(
+    backend: str, store_for: Any, start_consumer: Any
+) -> None:
+    store = store_for(backend)
+    tasks = store.tasks()
+    result = tasks.crash_once_holding_lock(str(store.workdir / "crashed-once"))
+    consumer = start_consumer(store, "-w", "1", "-k", "process")
+    assert result.get(blocking=True, timeout=60) == "finished"
+    assert len(store.event_rows("locked-done")) == 1
+    assert not tasks.huey.is_locked("crash-once")
+    assert "Released lock" in consumer.log()
+    consumer.send(signal.SIGINT)
+    consumer.wait_exit(30)
+    tasks.huey.flush()
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite", "postgres"])
 def test_long_task_is_not_delivered_again_while_its_worker_lives(
     backend: str, store_for: Any, start_consumer: Any
 ) -> None:

@@ -168,3 +168,70 @@ def test_at_most_once_removes_on_take() -> None:
 def test_delivery_options_are_validated(options: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         huey.MemoryHuey("x", **options)  # type: ignore[arg-type]
+
+
+def test_lock_inside_a_task_records_its_owner_and_outside_keeps_upstreams_value(
+    h: huey.MemoryHuey,
+) -> None:
+    lock = h.lock_task("report")
+    seen: list[object] = []
+
+    @h.task()
+    def report() -> None:
+        with lock:
+            seen.append(h.get("leases.lock.report", peek=True))
+
+    result = report()
+    taken = _delivery.take(h)
+    assert taken is not None
+    h.execute(taken.task)
+    assert seen == [result.id]  # the owner is the running task
+    with lock:
+        assert h.get("leases.lock.report", peek=True) == "1"  # outside a task: as upstream
+
+
+def test_lock_of_a_task_whose_worker_died_is_released_on_redelivery(
+    h: huey.MemoryHuey,
+) -> None:
+    lock = h.lock_task("report")
+
+    @h.task()
+    @lock
+    def report() -> str:
+        return "done"
+
+    report()
+    taken = crash_holding_lock(h, lock)
+    assert h.is_locked("report")
+    again = _delivery.take(h)
+    assert again is not None and again.task.id == taken.task.id
+    assert not h.is_locked("report")  # the dead run's lock is gone
+    assert h.execute(again.task) == "done"
+
+
+def test_a_lock_held_by_another_task_survives_a_redelivery(h: huey.MemoryHuey) -> None:
+    lock = h.lock_task("shared")
+
+    @h.task()
+    def work() -> None:
+        pass
+
+    work()
+    h._local.current_task = huey.api.Task(id="somebody-else")
+    lock.acquire()
+    h._local.current_task = None
+    crash(h)
+    assert _delivery.take(h) is not None
+    assert h.is_locked("shared")
+
+
+def crash_holding_lock(h: huey.Huey, lock: huey.api.TaskLock) -> _delivery.Taken:
+    """Take a task, take ``lock`` as that task would, then die holding both."""
+    taken = _delivery.take(h)
+    assert taken is not None
+    h._local.current_task = taken.task
+    lock.acquire()
+    h._local.current_task = None
+    time.sleep(LEASE * 2)
+    assert h.storage.requeue_expired() == 1
+    return taken
