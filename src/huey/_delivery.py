@@ -1,7 +1,8 @@
 """Leased, acknowledged delivery: how a worker takes a task and lets it go.
 
-A take leases the message (the storage keeps it until :func:`finish` acknowledges it); a
-worker that dies leaves the lease to expire and the message is delivered again. Each
+A take leases the message: the storage keeps it until the worker acknowledges it, in the
+same write as the task's outcome (:class:`WriteBuffer`). A worker that dies leaves the lease
+to expire and the message is delivered again. Each
 re-delivery after a crash uses up one of the task's retries; a task without retries may be
 delivered ``max_deliveries`` times. Past that - and for messages that cannot be decoded - the
 message is set aside in the dead-letter store with the reason, never silently dropped.
@@ -40,36 +41,18 @@ def uses_leases(huey: Huey) -> bool:
 
 
 def take(huey: Huey) -> Taken | None:
-    """Take the next task under a lease; None when the queue is empty.
-
-    Messages that cannot be decoded, or that crashed their workers too often, are set aside
-    in the dead-letter store and None is returned for them.
-    """
-    if uses_leases(huey):
-        delivery = huey.storage.dequeue_leased(huey.visibility_timeout)
-    else:
-        data = huey.storage.dequeue()
-        delivery = None if data is None else Delivery(data)
-    if delivery is None:
-        return None
-    try:
-        task = huey.deserialize_task(delivery.data)
-    except Exception as exc:
-        set_aside(huey, delivery, f"undecodable message: {exc!r}")
-        return None
-    if delivery.count > 1 and not _charge_redelivery(huey, task, delivery):
-        return None
-    return Taken(task, delivery)
+    """Take the next task under a lease; None when the queue is empty (or the message taken
+    was set aside as a dead letter)."""
+    batch = take_batch(huey, 1)
+    return batch[0] if batch else None
 
 
 def take_batch(huey: Huey, limit: int) -> list[Taken]:
     """Take up to ``limit`` tasks in one round trip where the storage allows it.
 
-    Messages set aside (undecodable, crash loops) are left out of the batch.
+    Messages that cannot be decoded, or that crashed their workers too often, are set aside
+    in the dead-letter store and left out of the batch.
     """
-    if limit <= 1:
-        taken = take(huey)
-        return [] if taken is None else [taken]
     if uses_leases(huey):
         deliveries = huey.storage.dequeue_leased_many(huey.visibility_timeout, limit)
     else:
@@ -148,12 +131,6 @@ def set_aside(huey: Huey, delivery: Delivery, reason: str) -> None:
     else:
         logger.error("Message set aside as dead letter %s: %s", letter_id, reason)
     huey.storage.ack(delivery.token)
-
-
-def finish(huey: Huey, taken: Taken) -> None:
-    """Acknowledge a delivery once its outcome is stored."""
-    if taken.delivery.token is not None:
-        huey.storage.ack(taken.delivery.token)
 
 
 def release(huey: Huey, taken: Taken) -> None:

@@ -153,17 +153,6 @@ class Worker(BaseProcess):
         if self.max_tasks and self.tasks_run >= self.max_tasks:
             raise WorkerRecycle()
 
-    def get_task(self) -> Taken | None:
-        """Take the next task under a lease (None when the queue is empty).
-
-        Undecodable messages and crash loops are set aside as dead letters here.
-        """
-        return _delivery.take(self.huey)
-
-    def process_task(self, taken: Taken, now: datetime.datetime | None = None) -> None:
-        """Run one taken task (a batch of one)."""
-        self.process_batch([taken], now)
-
     def process_batch(self, batch: list[Taken], now: datetime.datetime | None = None) -> None:
         """Run a batch of taken tasks, then store their outcomes and acks in one round trip.
 

@@ -33,7 +33,7 @@ def crash(h: huey.Huey) -> _delivery.Taken:
     return taken
 
 
-def test_take_leases_and_finish_acknowledges(h: huey.MemoryHuey) -> None:
+def test_take_leases_and_ack_forgets(h: huey.MemoryHuey) -> None:
     @h.task()
     def add(a: int, b: int) -> int:
         return a + b
@@ -43,7 +43,7 @@ def test_take_leases_and_finish_acknowledges(h: huey.MemoryHuey) -> None:
     assert taken is not None and taken.delivery.token and taken.delivery.count == 1
     assert h.pending_count() == 0
     assert h.execute(taken.task) == 3
-    _delivery.finish(h, taken)
+    h.storage.ack(taken.delivery.token)
     time.sleep(LEASE * 2)
     assert h.storage.requeue_expired() == 0  # acknowledged: never delivered again
     assert result.get() == 3
@@ -60,7 +60,7 @@ def test_unacknowledged_task_is_delivered_again(h: huey.MemoryHuey) -> None:
     assert again is not None
     assert again.task.id == first.task.id and again.delivery.count == 2
     h.execute(again.task)
-    _delivery.finish(h, again)
+    h.storage.ack(again.delivery.token)
     assert result.get() == "done"
 
 
