@@ -2,7 +2,9 @@
 
 Two parts, on Redis, PostgreSQL and SQLite (``--backends``):
 
-1. **Kill matrix.** ``--tasks`` (20,000) ``job`` tasks are queued with ``task.map()``; a
+1. **Kill matrix.** ``--tasks`` (20,000) ``job`` tasks are queued with ``task.map()`` (of
+   which ``--scheduled``, 2,000, are eta tasks due over the first 20 s, so the schedulers
+   move them to the queue while consumers are killed); a
    consumer drains them while this script SIGKILLs the whole consumer process group
    ``--kills`` times (restarting it each time, alternating ``-w 2 -k process`` and ``-w 4 -k
    thread``) and, between those, single process workers. Kills are spread over the run by
@@ -257,12 +259,17 @@ class KillResult:
         return not self.error and self.enqueued > 0 and self.lost == 0 and not self.dead_letters
 
 
-def enqueue_jobs(backend: Backend, total: int, duration: float) -> int:
-    """Queue ``total`` jobs through ``job.map()`` in chunks; return the queue size after."""
+def enqueue_jobs(backend: Backend, total: int, duration: float, scheduled: int) -> int:
+    """Queue ``total - scheduled`` jobs through ``job.map()`` in chunks and schedule the
+    last ``scheduled`` ones (eta spread over the next 20 s, so the scheduler moves some
+    while consumers are being killed); return the queued and scheduled count."""
     job = backend.tasks.job
-    for start in range(0, total, 1000):
-        job.map([(i, duration) for i in range(start, min(start + 1000, total))])
-    return int(backend.huey.pending_count())
+    queued = total - scheduled
+    for start in range(0, queued, 1000):
+        job.map([(i, duration) for i in range(start, min(start + 1000, queued))])
+    for n, i in enumerate(range(queued, total)):
+        job.schedule(args=(i, duration), delay=1 + 20 * n / max(scheduled, 1))
+    return int(backend.huey.pending_count()) + int(backend.huey.scheduled_count())
 
 
 def done_at_least(backend: Backend, count: int) -> Callable[[], bool]:
@@ -297,7 +304,7 @@ def run_kills(backend: Backend, args: argparse.Namespace, result: KillResult) ->
     quiet_since = [time.monotonic()]
 
     def settled() -> bool:
-        if backend.huey.pending_count():
+        if backend.huey.pending_count() or backend.huey.scheduled_count():
             quiet_since[0] = time.monotonic()
         return time.monotonic() - quiet_since[0] > 5
 
@@ -313,7 +320,7 @@ def kill_matrix(name: str, args: argparse.Namespace, workdir: Path) -> KillResul
         backend = make_backend(name, args, workdir)
         backend.huey.flush()
         t0 = time.monotonic()
-        result.enqueued = enqueue_jobs(backend, args.tasks, args.duration)
+        result.enqueued = enqueue_jobs(backend, args.tasks, args.duration, args.scheduled)
         result.enqueue_seconds = time.monotonic() - t0
         say(f"{name}: {result.enqueued} jobs queued in {result.enqueue_seconds:.1f} s")
         if result.enqueued != args.tasks:
@@ -484,6 +491,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=20_000, help="jobs per backend")
     parser.add_argument("--kills", type=int, default=6, help="whole-consumer kills")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds each job sleeps")
+    parser.add_argument(
+        "--scheduled", type=int, default=2_000, help="of the jobs, how many are eta tasks"
+    )
     parser.add_argument("--parts", default="kills,periodic", help="kills, periodic or both")
     parser.add_argument("--stage-timeout", type=float, default=300, help="seconds per stage")
     parser.add_argument("--drain-timeout", type=float, default=600, help="seconds to drain")
@@ -499,6 +509,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--parts takes kills, periodic or kills,periodic")
     if args.tasks < 1 or args.kills < 0:
         parser.error("--tasks must be at least 1 and --kills at least 0")
+    if not 0 <= args.scheduled <= args.tasks:
+        parser.error("--scheduled must be from 0 to --tasks")
     return args
 
 

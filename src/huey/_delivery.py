@@ -13,6 +13,7 @@ Storages without lease support (``supports_leases = False``), and Huey instances
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from huey._task import Task
+from huey.signals import SIGNAL_ENQUEUED
 from huey.storage._base import Delivery, WriteOp
 
 if TYPE_CHECKING:
@@ -92,6 +94,9 @@ def _charge_redelivery(huey: Huey, task: Task, delivery: Delivery) -> bool:
     if task.retries:
         task.retries = max(task.retries - crashes, 0)
     release_dead_owner_locks(huey, task)
+    # Marks the run as a re-delivery: locks created in the task's body that its dead run
+    # still holds are taken over when it acquires them (huey._locks.TaskLock).
+    task._healed_locks = set()  # type: ignore[attr-defined]
     logger.warning(
         "Task %s delivered again after its worker died (delivery %s of %s)",
         task.id,
@@ -131,6 +136,62 @@ def set_aside(huey: Huey, delivery: Delivery, reason: str) -> None:
     else:
         logger.error("Message set aside as dead letter %s: %s", letter_id, reason)
     huey.storage.ack(delivery.token)
+
+
+def move_due_scheduled(huey: Huey, now: datetime.datetime) -> list[Task]:
+    """Move the tasks due at ``now`` from the schedule to the queue; return them.
+
+    Leased like a take: the messages leave the schedule under a lease, and the enqueues
+    and the acknowledgements are applied together (one round trip or transaction). A
+    scheduler that dies in between leaves the leases to expire, and the reaper queues the
+    messages (due anyway) - a crash never loses a scheduled task. A message that cannot be
+    decoded or enqueued (the storage rejects it) is set aside as a dead letter.
+    """
+    deliveries = huey.storage.read_schedule_leased(now, huey.visibility_timeout)
+    moves: list[tuple[Task, Delivery, WriteOp]] = []
+    for delivery in deliveries:
+        try:
+            task = huey.deserialize_task(delivery.data)
+            huey._announce_enqueue(task)
+            enqueue = ("enqueue", huey.serialize_task(task), task.priority)
+        except Exception as exc:
+            set_aside(huey, delivery, f"scheduled message could not be enqueued: {exc!r}")
+            continue
+        moves.append((task, delivery, enqueue))
+    if not moves:
+        return []
+    acks = [("ack", d.token) for _, d, _ in moves if d.token is not None]
+    try:
+        huey.storage.apply_writes([enqueue for _, _, enqueue in moves] + acks)
+        return [task for task, _, _ in moves]
+    except Exception:
+        logger.warning("Moving %d scheduled task(s) failed; retrying one by one", len(moves))
+    # One message the storage rejects must not hold back the others: move them one by one.
+    # (A storage whose apply_writes is not atomic may have queued a prefix already; those
+    # run twice - at least once, never lost.)
+    moved = []
+    for task, delivery, enqueue in moves:
+        ack = [("ack", delivery.token)] if delivery.token is not None else []
+        try:
+            huey.storage.apply_writes([enqueue, *ack])
+        except Exception as exc:
+            logger.exception("Error enqueueing scheduled task %s", task.id)
+            set_aside(huey, delivery, f"scheduled task could not be enqueued: {exc!r}")
+            continue
+        moved.append(task)
+    return moved
+
+
+def enqueue_tick(huey: Huey, task: Task, key: str, ttl: float) -> bool:
+    """Enqueue a periodic task unless its tick ``key`` was claimed already; the claim and
+    the enqueue are one atomic storage step, so a leader dying in between loses nothing.
+    """
+    if task.expires:
+        task.resolve_expires(huey.utc)
+    if not huey.storage.enqueue_once(key, ttl, huey.serialize_task(task), task.priority):
+        return False
+    huey._emit(SIGNAL_ENQUEUED, task)
+    return True
 
 
 def release(huey: Huey, taken: Taken) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from huey.constants import EmptyData
 from huey.exceptions import RateLimitExceeded, TaskLockedException
 
 if TYPE_CHECKING:
     from huey.api import Huey
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("huey")
 
 
 class TaskLock(contextlib.ContextDecorator):
@@ -49,7 +52,33 @@ class TaskLock(contextlib.ContextDecorator):
         task = getattr(self._huey._local, "current_task", None)
         owner = task.id if task is not None else "1"
         if not self._huey.put_if_empty(self._key, owner, self._ttl):
-            raise TaskLockedException(f"unable to acquire lock {self._name}")
+            if task is None or not self._take_over_from_dead_run(task):
+                raise TaskLockedException(f"unable to acquire lock {self._name}")
+        return True
+
+    def _take_over_from_dead_run(self, task: Any) -> bool:
+        """Whether a re-delivered task may take over this lock from its own dead run.
+
+        A task delivered again after its worker died (``_delivery`` gives it a
+        ``_healed_locks`` set) may find a lock the dead run took. Locks registered in this
+        process were released before it ran; a lock created inside the task's body is
+        only known now: if its owner is this very task, nobody else holds it, so the run
+        takes it over - once per lock, so a nested acquire still fails as upstream's does.
+        """
+        healed = getattr(task, "_healed_locks", None)
+        if healed is None or self._key in healed:
+            return False
+        raw = self._huey.storage.peek_data(self._key)
+        try:
+            holder = None if raw is EmptyData else self._huey.deserialize(raw)  # type: ignore[arg-type]
+        except Exception:
+            return False
+        if holder != task.id:
+            return False
+        healed.add(self._key)
+        logger.warning(
+            "Took over lock %s held by task %s when its worker died", self._name, task.id
+        )
         return True
 
     def clear(self) -> bool:

@@ -312,17 +312,29 @@ class Scheduler(BaseProcess):
         self.stop_flag.wait(delay)
 
     def enqueue_scheduled(self, now: datetime.datetime) -> int:
-        """Move every task due at ``now`` from the schedule to the queue; return the count."""
+        """Move every task due at ``now`` from the schedule to the queue; return the count.
+
+        With leased delivery the move is leased too (``_delivery.move_due_scheduled``):
+        a consumer killed half-way leaves nothing lost, the reaper queues the rest.
+        """
+        if _delivery.uses_leases(self.huey):
+            try:
+                moved = _delivery.move_due_scheduled(self.huey, now)
+            except Exception:
+                self._logger.exception(
+                    "Error moving due scheduled tasks to the queue; the reaper will queue "
+                    "any taken from the schedule when their lease expires"
+                )
+                return 0
+            for task in moved:
+                self._logger.info("Enqueueing scheduled task %s", task)
+            return len(moved)
         try:
             tasks = self.huey.read_schedule(now)
         except Exception:
             self._logger.exception("Error reading the schedule")
             return 0
-        moved = 0
-        for task in tasks:
-            if self._enqueue(task, "scheduled"):
-                moved += 1
-        return moved
+        return sum(1 for task in tasks if self._enqueue(task, "scheduled"))
 
     def enqueue_periodic(self, now: datetime.datetime) -> int:
         """Enqueue the periodic tasks of the tick containing ``now``, once per tick."""
@@ -343,23 +355,25 @@ class Scheduler(BaseProcess):
         except Exception:
             self._logger.exception("Error checking periodic tasks for %s", timestamp)
             return 0
-        return sum(
-            1 for task in tasks if self._claim_tick(task, tick) and self._enqueue(task, "periodic")
-        )
+        return sum(1 for task in tasks if self._enqueue_tick(task, tick))
 
-    def _claim_tick(self, task: Task, tick: int) -> bool:
-        """Claim (task, tick) in the storage so each tick's task is enqueued once overall."""
+    def _enqueue_tick(self, task: Task, tick: int) -> bool:
+        """Enqueue ``task`` for ``tick`` once overall: the (task, tick) claim and the
+        enqueue are one atomic storage step (storages without leases: just enqueue)."""
         if not _delivery.uses_leases(self.huey):
-            return True
+            return self._enqueue(task, "periodic")
         key = f"periodic:{self.huey._registry.task_to_string(type(task))}:{tick}"
+        ttl = max(10 * self.periodic_task_seconds, 600)
         try:
-            claimed = self.huey.storage.claim(key, max(10 * self.periodic_task_seconds, 600))
+            enqueued = _delivery.enqueue_tick(self.huey, task, key, ttl)
         except Exception:
-            self._logger.exception("Error claiming periodic tick for %s; skipped", task.name)
+            self._logger.exception("Error enqueueing periodic task %s; skipped", task.name)
             return False
-        if not claimed:
+        if enqueued:
+            self._logger.info("Enqueueing periodic task %s", task)
+        else:
             self._logger.debug("Periodic task %s for tick %s already enqueued", task.name, tick)
-        return claimed
+        return enqueued
 
     def _enqueue(self, task: Task, kind: str) -> bool:
         self._logger.info("Enqueueing %s task %s", kind, task)

@@ -329,14 +329,19 @@ class Huey(HooksMixin, RevocationMixin, DeadLettersMixin):
             return self._enqueue_chord(task)
         if not isinstance(task, Task):
             raise TypeError(f"enqueue() takes a Task, group or chord, got {task!r}")
-        if task.expires:
-            task.resolve_expires(self.utc)
-        self._emit(S.SIGNAL_ENQUEUED, task)
+        self._announce_enqueue(task)
         if self._immediate:
             self.execute(task)
         else:
             self.storage.enqueue(self.serialize_task(task), task.priority)
         return self._handles(task)
+
+    def _announce_enqueue(self, task: Task) -> None:
+        """What every enqueue of a Task does before storing it (the scheduler's moves
+        included): resolve a relative expiry, emit ``SIGNAL_ENQUEUED``."""
+        if task.expires:
+            task.resolve_expires(self.utc)
+        self._emit(S.SIGNAL_ENQUEUED, task)
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup | None:
         """Enqueue several tasks in one round trip to the storage (``TaskWrapper.map``).
@@ -348,9 +353,7 @@ class Huey(HooksMixin, RevocationMixin, DeadLettersMixin):
             return self.enqueue(group(tasks))  # type: ignore[no-any-return]
         items = []
         for task in tasks:
-            if task.expires:
-                task.resolve_expires(self.utc)
-            self._emit(S.SIGNAL_ENQUEUED, task)
+            self._announce_enqueue(task)
             items.append((self.serialize_task(task), task.priority))
         self.storage.enqueue_many(items)
         return ResultGroup([self._handles(task) for task in tasks]) if self.results else None

@@ -140,7 +140,7 @@ def test_periodic_ticks_use_huey_time(
 
 
 @pytest.mark.timeout(10)
-def test_task_that_fails_to_enqueue_is_logged_and_skipped(
+def test_task_that_fails_to_enqueue_is_logged_and_set_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     huey = FileHuey("sched", path=str(tmp_path))
@@ -154,10 +154,15 @@ def test_task_that_fails_to_enqueue_is_logged_and_skipped(
     for task in (bad, good):
         task.eta = T0
         huey.add_schedule(task)
-    with caplog.at_level(logging.ERROR, logger="huey.consumer.Scheduler"):
+    with caplog.at_level(logging.ERROR, logger="huey"):
         make_scheduler(huey, periodic=False).loop(now=T0 + minutes(1))
-    assert f"Error enqueueing scheduled task {bad.id}; skipped" in caplog.text
+    assert f"Error enqueueing scheduled task {bad.id}" in caplog.text
     assert [t.id for t in huey.pending()] == [good.id]
+    # Not lost: set aside as a dead letter with the reason, out of the schedule.
+    (letter,) = huey.dead_letters()
+    assert huey.deserialize_task(letter.data).id == bad.id
+    assert "could not be enqueued" in letter.reason and "65535" in letter.reason
+    assert huey.scheduled() == []
 
 
 @pytest.mark.timeout(60)

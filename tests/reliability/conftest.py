@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from huey import _workers
 from tests.consumer.conftest import ConsumerProcess
 
 HERE = Path(__file__).resolve().parent
+SCHEDULER_KNOBS = ("periodic_task_seconds", "leader_lease_seconds")
 FAST = ("-d", "0.05", "-m", "0.2", "-c", "1", "-T", "1")
 
 
@@ -47,6 +49,16 @@ class Store:
             return []
         rows = [line.split() for line in self.events.read_text().splitlines() if line]
         return [row[1:] for row in rows if row and row[0] == kind]
+
+
+@pytest.fixture(autouse=True)
+def restore_scheduler_knobs() -> Iterator[None]:
+    """Importing ``tasks_reliable`` in the test process applies its test knobs to the
+    Scheduler class; undo them so later tests see the defaults."""
+    saved = {name: _workers.Scheduler.__dict__[name] for name in SCHEDULER_KNOBS}
+    yield
+    for name, value in saved.items():
+        setattr(_workers.Scheduler, name, value)
 
 
 @pytest.fixture

@@ -99,3 +99,18 @@ if os.environ.get("RELIABLE_PERIODIC"):
     def on_enqueued(signal_name: str, task: Any) -> None:
         if task.name == "tick":
             record("tick-enqueued", os.getpid(), int(time.time() // PERIOD))
+
+
+if os.environ.get("RELIABLE_DIE_IN_MOVE"):
+    # Test knob: the consumer dies (SIGKILL) right after taking due tasks out of the
+    # schedule and before they reach the queue - the window a crash must not lose.
+    _read_schedule_leased = huey.storage.read_schedule_leased
+
+    def _read_schedule_leased_then_die(ts: Any, lease_seconds: float) -> Any:
+        taken = _read_schedule_leased(ts, lease_seconds)
+        if taken:
+            record("schedule-taken", len(taken))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return taken
+
+    huey.storage.read_schedule_leased = _read_schedule_leased_then_die  # type: ignore[method-assign]

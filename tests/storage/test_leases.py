@@ -6,6 +6,7 @@ Runs on every backend through the ``storage`` fixture. Lease expiry uses short l
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 
@@ -238,3 +239,101 @@ def test_named_lease_has_one_holder_and_can_be_taken_over(storage: BaseStorage) 
     assert not storage.acquire_lease("scheduler", "a", 1)
     storage.release_lease("scheduler", "b")
     assert storage.acquire_lease("scheduler", "a", 1)
+
+
+# -- the schedule -> queue move and periodic ticks (issue: nothing lost in a crash) --------
+DUE = datetime.datetime(2026, 1, 1, 12, 0, 0)
+
+
+def test_schedule_move_is_a_lease_and_acks_with_the_enqueue(storage: BaseStorage) -> None:
+    storage.add_to_schedule(b"s1", DUE - datetime.timedelta(seconds=2))
+    storage.add_to_schedule(b"s2", DUE - datetime.timedelta(seconds=1))
+    storage.add_to_schedule(b"later", DUE + datetime.timedelta(hours=1))
+    taken = storage.read_schedule_leased(DUE, LEASE)
+    assert [d.data for d in taken] == [b"s1", b"s2"]  # soonest first
+    assert all(d.token for d in taken) and all(d.count == 0 for d in taken)
+    assert storage.schedule_size() == 1 and storage.queue_size() == 0
+    assert storage.read_schedule_leased(DUE, LEASE) == []  # each due message taken once
+    storage.apply_writes(
+        [("enqueue", d.data, None) for d in taken] + [("ack", d.token) for d in taken]
+    )
+    assert storage.enqueued_items() == [b"s1", b"s2"]
+    expire()
+    assert storage.requeue_expired() == 0  # acknowledged: never queued twice
+    assert storage.queue_size() == 2
+
+
+def test_schedule_move_interrupted_is_queued_by_the_reaper(storage: BaseStorage) -> None:
+    """The scheduler died after taking due messages and before enqueueing them."""
+    storage.add_to_schedule(b"orphan", DUE)
+    taken = storage.read_schedule_leased(DUE, LEASE)
+    assert [d.data for d in taken] == [b"orphan"]
+    assert storage.requeue_expired() == 0  # the lease still runs
+    expire()
+    assert storage.requeue_expired() == 1
+    assert storage.schedule_size() == 0
+    delivery = storage.dequeue_leased(LEASE)
+    # Leaving the schedule was not a delivery: the first run counts as the first.
+    assert delivery is not None and delivery.data == b"orphan" and delivery.count == 1
+    storage.ack(delivery.token)
+    expire()
+    assert storage.requeue_expired() == 0 and storage.queue_size() == 0
+
+
+def test_concurrent_schedule_moves_hand_out_each_message_once(storage: BaseStorage) -> None:
+    for i in range(40):
+        storage.add_to_schedule(b"s%d" % i, DUE - datetime.timedelta(seconds=i))
+    seen: list[bytes] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def mover() -> None:
+        barrier.wait()
+        for _ in range(3):
+            taken = storage.read_schedule_leased(DUE, 30)
+            with lock:
+                seen.extend(d.data for d in taken)
+
+    threads = [threading.Thread(target=mover) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(seen) == sorted(b"s%d" % i for i in range(40))
+
+
+def test_apply_writes_enqueue_keeps_priority(storage: BaseStorage) -> None:
+    if not storage.priority:
+        storage.apply_writes([("enqueue", b"a", None), ("enqueue", b"b", 0)])
+        assert [storage.dequeue() for _ in range(2)] == [b"a", b"b"]
+        with pytest.raises(NotImplementedError, match="priority"):
+            storage.apply_writes([("enqueue", b"x", 3)])
+        return
+    storage.apply_writes([("enqueue", b"low", None), ("enqueue", b"high", 5)])
+    assert [storage.dequeue() for _ in range(2)] == [b"high", b"low"]
+
+
+def test_enqueue_once_enqueues_once_per_key(storage: BaseStorage) -> None:
+    assert storage.enqueue_once("periodic:job:1", 1, b"tick-1")
+    assert not storage.enqueue_once("periodic:job:1", 1, b"tick-1-again")
+    assert storage.enqueue_once("periodic:job:2", 1, b"tick-2")
+    assert storage.enqueued_items() == [b"tick-1", b"tick-2"]
+    assert not storage.claim("periodic:job:1", 1)  # the same claims as claim()
+    time.sleep(1.5)
+    assert storage.enqueue_once("periodic:job:1", 1, b"tick-1-later")
+    assert storage.queue_size() == 3
+
+
+def test_concurrent_enqueue_once_enqueues_one(storage: BaseStorage) -> None:
+    barrier = threading.Barrier(6)
+
+    def ticker(i: int) -> None:
+        barrier.wait()
+        storage.enqueue_once("periodic:race", 30, b"from-%d" % i)
+
+    threads = [threading.Thread(target=ticker, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert storage.queue_size() == 1

@@ -235,3 +235,56 @@ def crash_holding_lock(h: huey.Huey, lock: huey.api.TaskLock) -> _delivery.Taken
     time.sleep(LEASE * 2)
     assert h.storage.requeue_expired() == 1
     return taken
+
+
+def test_a_lock_created_in_the_task_body_is_taken_over_by_its_redelivery(
+    h: huey.MemoryHuey,
+) -> None:
+    """The lock is unknown to the new process until the body runs: it heals there."""
+    runs: list[str] = []
+
+    @h.task()
+    def report() -> str:
+        with h.lock_task("body-lock"):
+            runs.append("ran")
+            return "done"
+
+    report()
+    taken = _delivery.take(h)
+    assert taken is not None
+    h._local.current_task = taken.task  # the dead run took the lock, then its worker died
+    h.lock_task("body-lock").acquire()
+    h._local.current_task = None
+    h._locks.discard("leases.lock.body-lock")  # a new process has not seen the lock yet
+    time.sleep(LEASE * 2)
+    assert h.storage.requeue_expired() == 1
+    again = _delivery.take(h)
+    assert again is not None and h.is_locked("body-lock")  # not released by the take
+    assert h.execute(again.task) == "done"  # ... but taken over by the run itself
+    assert runs == ["ran"] and not h.is_locked("body-lock")
+
+
+def test_takeover_is_only_for_the_same_task_and_only_once_per_run(h: huey.MemoryHuey) -> None:
+    lock = h.lock_task("guarded")
+
+    @h.task()
+    def work() -> None:
+        pass
+
+    work()
+    taken = crash_holding_lock(h, lock)
+    h._locks.discard("leases.lock.guarded")
+    again = _delivery.take(h)
+    assert again is not None and again.task.id == taken.task.id
+    h._local.current_task = again.task
+    try:
+        lock.acquire()  # its own dead run's lock: taken over
+        with pytest.raises(huey.exceptions.TaskLockedException):
+            lock.acquire()  # a nested acquire fails, as upstream's does
+        other = huey.api.Task(id="another-task")
+        other._healed_locks = set()  # type: ignore[attr-defined]
+        h._local.current_task = other
+        with pytest.raises(huey.exceptions.TaskLockedException):
+            lock.acquire()  # held by another task: never taken over
+    finally:
+        h._local.current_task = None

@@ -51,7 +51,7 @@ class DeadLetter(NamedTuple):
 
 #: A write the engine may defer and apply with others in one round trip
 #: (:meth:`BaseStorage.apply_writes`): ``("put", key, value, is_result)``,
-#: ``("delete", key)`` or ``("ack", token)``.
+#: ``("delete", key)``, ``("enqueue", data, priority)`` or ``("ack", token)``.
 WriteOp = tuple[Any, ...]
 
 
@@ -261,10 +261,37 @@ class BaseStorage:
                 self.put_data(op[1], op[2], is_result=op[3])
             elif kind == "delete":
                 self.delete_data(op[1])
+            elif kind == "enqueue":
+                self.enqueue(op[1], op[2])
             elif kind == "ack":
                 self.ack(op[1])
             else:
                 raise ValueError(f"unknown write operation {kind!r}")
+
+    def read_schedule_leased(self, ts: datetime.datetime, lease_seconds: float) -> list[Delivery]:
+        """Take every message due at ``ts`` out of the schedule under a lease.
+
+        The scheduler enqueues the tasks, then acknowledges the leases (in one
+        :meth:`apply_writes`). If it dies in between, the leases expire and
+        :meth:`requeue_expired` puts the messages in the queue (they are due), so a crash
+        never loses a scheduled task. The deliveries have ``count`` 0: leaving the schedule
+        is not a delivery. The default is upstream's ``read_schedule`` (at-most-once).
+        """
+        return [Delivery(data, None, 0) for data in self.read_schedule(ts)]
+
+    def enqueue_once(
+        self, key: str, ttl: float, data: bytes, priority: float | None = None
+    ) -> bool:
+        """Enqueue ``data`` unless ``key`` was claimed in the last ``ttl`` seconds.
+
+        The claim and the enqueue are one atomic step on storages that share state between
+        processes, so a periodic tick is neither enqueued twice nor claimed and lost. The
+        default claims, then enqueues (a crash in between loses that one message).
+        """
+        if not self.claim(key, ttl):
+            return False
+        self.enqueue(data, priority)
+        return True
 
     def ack(self, token: str | None) -> None:
         """Acknowledge a delivery: its outcome is stored, so forget the message."""

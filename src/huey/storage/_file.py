@@ -30,17 +30,19 @@ that a huey-ng worker holds under a lease.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import shutil
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 from huey.constants import EmptyData
-from huey.storage._base import BaseStorage
+from huey.storage._base import BaseStorage, Delivery
 from huey.storage._file_leases import MAX_PRIORITY, TMP, FileLeasesMixin, _md5
 from huey.utils import FileLock
 
@@ -182,9 +184,23 @@ class FileStorage(FileLeasesMixin, BaseStorage):
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
         """Write a message file; ``priority`` must be an integer from 0 to 65535."""
         value = _validate_priority(priority)
-        base = f"{MAX_PRIORITY - value:04x}-{int(time.time() * 1000):012x}"
         with self.lock:
-            self._write_file(self._free_name(self.queue_path, base), data)
+            self._enqueue_locked(data, value)
+
+    def _enqueue_locked(self, data: bytes, priority: int) -> None:
+        base = f"{MAX_PRIORITY - priority:04x}-{int(time.time() * 1000):012x}"
+        self._write_file(self._free_name(self.queue_path, base), data)
+
+    def enqueue_once(
+        self, key: str, ttl: float, data: bytes, priority: float | None = None
+    ) -> bool:
+        """Claim ``key`` and enqueue ``data`` under one hold of the lock."""
+        value = _validate_priority(priority)
+        with self.lock:
+            if not self._claim_locked(key, ttl):
+                return False
+            self._enqueue_locked(data, value)
+            return True
 
     def dequeue(self) -> bytes | None:
         """Take the first message file in name order (highest priority, oldest first)."""
@@ -232,18 +248,39 @@ class FileStorage(FileLeasesMixin, BaseStorage):
 
     def read_schedule(self, ts: datetime.datetime) -> list[bytes]:
         """Remove and return every message due at or before ``ts``, soonest first."""
-        cutoff = f"{_epoch_ms(ts):012x}"
         with self.lock:
             items = []
-            for name in self._names(self.schedule_path):
-                if name[:12] > cutoff:
-                    break
-                filename = os.path.join(self.schedule_path, name)
+            for filename in self._due_files(ts):
                 data = self._read_file(filename)
                 self._unlink(filename)
                 if data is not None:
                     items.append(data)
             return items
+
+    def _due_files(self, ts: datetime.datetime) -> list[str]:
+        """Paths of the schedule files due at ``ts``, soonest first (lock held)."""
+        cutoff = f"{_epoch_ms(ts):012x}"
+        names = self._names(self.schedule_path)
+        return [os.path.join(self.schedule_path, n) for n in names if n[:12] <= cutoff]
+
+    def read_schedule_leased(self, ts: datetime.datetime, lease_seconds: float) -> list[Delivery]:
+        """Move each due schedule file into a lease directory (priority 0, count 0) with one
+        rename; ``requeue_expired`` queues those never acknowledged."""
+        taken = []
+        with self.lock:
+            expiry = time.time() + lease_seconds
+            for filename in self._due_files(ts):
+                data = self._read_file(filename)
+                if data is None:
+                    continue
+                token = uuid.uuid4().hex
+                lease_dir = os.path.join(self.lease_path, token)
+                os.makedirs(lease_dir)
+                digest = hashlib.sha1(data).hexdigest()
+                os.rename(filename, os.path.join(lease_dir, f"{digest}-{MAX_PRIORITY:04x}-0"))
+                os.utime(lease_dir, (expiry, expiry))
+                taken.append(Delivery(data, token, 0))
+        return taken
 
     def schedule_size(self) -> int:
         """Number of scheduled messages."""

@@ -112,9 +112,10 @@ class FileLeasesMixin:
 
     @staticmethod
     def _lease_count(message: str) -> int:
-        """The delivery count in a leased message's name (``<sha1>-<pppp>-<n>``)."""
+        """The delivery count in a leased message's name (``<sha1>-<pppp>-<n>``); 0 for a
+        message leased out of the schedule (never delivered yet)."""
         try:
-            return max(int(message[46:]), 1)
+            return max(int(message[46:]), 0)
         except ValueError:
             return 1
 
@@ -282,20 +283,24 @@ class FileLeasesMixin:
 
         ``hueyng/claims/<md5(key)>`` is an empty file whose mtime is the expiry.
         """
-        filename = os.path.join(self.claim_path, _md5(key))
         with self.lock:
-            now = time.time()
-            # Claim keys are usually one-off (a periodic tick each): sweep expired ones.
-            for name in self._names(self.claim_path):
-                path = os.path.join(self.claim_path, name)
-                expiry = self._mtime(path)
-                if expiry is not None and expiry <= now:
-                    self._unlink(path)
-            if os.path.exists(filename):
-                return False
-            os.makedirs(self.claim_path, exist_ok=True)
-            self._write_stamped(filename, b"", now + ttl)
-            return True
+            return self._claim_locked(key, ttl)
+
+    def _claim_locked(self, key: str, ttl: float) -> bool:
+        """``claim`` with the lock already held."""
+        filename = os.path.join(self.claim_path, _md5(key))
+        now = time.time()
+        # Claim keys are usually one-off (a periodic tick each): sweep expired ones.
+        for name in self._names(self.claim_path):
+            path = os.path.join(self.claim_path, name)
+            expiry = self._mtime(path)
+            if expiry is not None and expiry <= now:
+                self._unlink(path)
+        if os.path.exists(filename):
+            return False
+        os.makedirs(self.claim_path, exist_ok=True)
+        self._write_stamped(filename, b"", now + ttl)
+        return True
 
     def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
         """Take the named lease if it is free, expired or already ``owner``'s (renewal).

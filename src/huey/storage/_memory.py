@@ -244,6 +244,16 @@ class MemoryStorage(BaseStorage):
             self._leases[token] = (data, -neg_priority, expiry, count)
             return Delivery(data, token, count)
 
+    def read_schedule_leased(self, ts: datetime.datetime, lease_seconds: float) -> list[Delivery]:
+        expiry = time.monotonic() + lease_seconds
+        taken = []
+        with self._lock:
+            for data in self.read_schedule(ts):
+                token = uuid.uuid4().hex
+                self._leases[token] = (data, 0.0, expiry, 0)
+                taken.append(Delivery(data, token, 0))
+        return taken
+
     def ack(self, token: str | None) -> None:
         with self._lock:
             lease = self._leases.pop(token or "", None)

@@ -16,6 +16,7 @@ here because both modules need them and ``_postgres.py`` imports this one.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import time
 import uuid
@@ -28,6 +29,8 @@ T = TypeVar("T")
 Params = tuple[Any, ...] | dict[str, Any]
 #: The server clock, in epoch seconds: every expiry is set and compared with it.
 _NOW = "extract(epoch from clock_timestamp())"
+#: Due scheduled messages leased per statement.
+_SCHEDULE_BATCH = 500
 
 
 class PostgresLeasesMixin:
@@ -118,12 +121,41 @@ class PostgresLeasesMixin:
                         conn.execute(*self._put_statement(op[1], op[2], op[3]))
                     elif op[0] == "delete":
                         conn.execute(self._q("pop"), (self.name, op[1]))
+                    elif op[0] == "enqueue":
+                        params = (self.name, op[1], float(op[2] or 0), self.queue_channel)
+                        conn.execute(self._sql["enqueue"], params)
                     elif op[0] != "ack":
                         raise ValueError(f"unknown write operation {op[0]!r}")
                 if tokens:
                     conn.execute(self._sql["ack_many"], (self.name, tokens))
 
         self._run(run)
+
+    def read_schedule_leased(self, ts: datetime.datetime, lease_seconds: float) -> list[Delivery]:
+        """Move the due messages from the schedule into leases (one statement per 500)."""
+        if not lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be a positive number, got {lease_seconds!r}")
+        self._ng()
+        taken: list[Delivery] = []
+        while True:
+            prefix = f"s{uuid.uuid4().hex}."
+            params = {"q": self.name, "ts": ts.timestamp(), "n": _SCHEDULE_BATCH}
+            params |= {"p": prefix, "s": lease_seconds}
+            rows = self._fetchall(self._sql["schedule_take"], params)
+            taken += [Delivery(bytes(data), f"{prefix}{rn}", 0) for rn, data in rows]
+            if len(rows) < _SCHEDULE_BATCH:
+                return taken
+
+    def enqueue_once(
+        self, key: str, ttl: float, data: bytes, priority: float | None = None
+    ) -> bool:
+        """Claim ``key`` and enqueue ``data`` in one statement (both or neither)."""
+        if not ttl > 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        self._purge_claims()
+        params = {"q": self.name, "k": key, "ttl": ttl, "b": data, "p": float(priority or 0)}
+        params["ch"] = self.queue_channel
+        return int(self._fetchone(self._sql["enqueue_once"], params)[0]) > 0
 
     def ack(self, token: str | None) -> None:
         if token:
@@ -180,12 +212,16 @@ class PostgresLeasesMixin:
     def claim(self, key: str, ttl: float) -> bool:
         if not ttl > 0:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        self._purge_claims()
+        return self._fetchone(self._sql["claim"], (self.name, key, ttl)) is not None
+
+    def _purge_claims(self) -> None:
+        """Create the tables if needed; drop expired claims (one row per periodic tick)
+        now and then."""
         self._ng()
         if time.monotonic() - self._claims_purged > 60:
-            # Claims are one row per (task, tick): drop the expired ones now and then.
             self._claims_purged = time.monotonic()
             self._rowcount(self._sql["purge_claims"], (self.name,))
-        return self._fetchone(self._sql["claim"], (self.name, key, ttl)) is not None
 
     def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
         if not ttl > 0:
@@ -212,6 +248,7 @@ def _ng_queries(p: str) -> dict[str, str]:
     """huey-ng's statements (leases, deliveries, dead letters, claims, named leases)."""
     task, lease, dlv, dead, claim, named = (f"{p}_task", f"{p}ng_lease", f"{p}ng_delivery",
         f"{p}ng_dead_letter", f"{p}ng_claim", f"{p}ng_named_lease")  # fmt: skip
+    sched = f"{p}_schedule"
     digest = "encode(sha256(g.data), 'hex')"  # built in since PostgreSQL 11 (sha1 is not)
     # Requeued messages wake blocked takers like an enqueue does.
     notify = "select n, case when n > 0 then pg_notify(%s, '') end from (select count(*) n"
@@ -262,6 +299,23 @@ def _ng_queries(p: str) -> dict[str, str]:
                 on conflict (queue, digest) do update set count = {dlv}.count + excluded.count
                 returning digest, count)
             select r.rn, r.data, c.count from r join c on c.digest = r.digest order by r.rn""",
+        # Due messages leave the schedule as leases at priority 0 (requeued if not acked).
+        "schedule_take": f"""with g as (delete from {sched} where id in (select id from {sched}
+                where queue = %(q)s and "timestamp" <= %(ts)s order by "timestamp", id
+                limit %(n)s for update skip locked) returning id, data, "timestamp"),
+            r as (select row_number() over (order by "timestamp", id) as rn, data from g),
+            l as (insert into {lease} (queue, token, data, priority, expires_at)
+                select %(q)s, %(p)s || rn, data, 0, {_NOW} + %(s)s from r)
+            select rn, data from r order by rn""",
+        # The claim and the enqueue in one statement: a tick is enqueued once, never lost.
+        "enqueue_once": f"""with c as (insert into {claim} (queue, key, expires_at)
+                values (%(q)s, %(k)s, {_NOW} + %(ttl)s) on conflict (queue, key) do update
+                set expires_at = excluded.expires_at where {claim}.expires_at <= {_NOW}
+                returning 1),
+            b as (insert into {task} (queue, data, priority) select %(q)s, %(b)s, %(p)s from c
+                returning 1)
+            select n, case when n > 0 then pg_notify(%(ch)s, '') end
+            from (select count(*) n from b) s""",
         "extend": f"""update {lease} set expires_at = {_NOW} + %s
             where queue = %s and token = any(%s)""",
         # Never started, so this delivery does not count against the message.

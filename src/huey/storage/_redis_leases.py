@@ -18,6 +18,7 @@ modules need them and ``_redis.py`` imports this one (not the other way round).
 
 from __future__ import annotations
 
+import datetime
 import re
 import time
 import uuid
@@ -161,6 +162,37 @@ end
 return {#tokens, n}
 """
 
+# KEYS: schedule, leases, leased. ARGV: due score, lease ms, zset flag, token prefix, limit,
+# FIFO stamp. Moves due messages from the schedule into leases (as if taken from the queue,
+# at priority 0) and returns {token1, data1, ...}; an expired one is requeued like any lease.
+_SCHEDULE_TAKE_LUA = """\
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[5]))
+local expiry = now_ms() + tonumber(ARGV[2])
+local out = {}
+for i, data in ipairs(due) do
+  redis.call('ZREM', KEYS[1], data)
+  local token = ARGV[4] .. i
+  local member = data
+  if ARGV[3] == '1' then member = ARGV[6] .. data end
+  redis.call('ZADD', KEYS[2], expiry, token)
+  redis.call('HSET', KEYS[3], token, '0:' .. member)
+  out[#out + 1] = token
+  out[#out + 1] = data
+end
+return out
+"""
+
+# KEYS: claim key, queue. ARGV: claim ms, zset flag, queue member, zset score.
+_ENQUEUE_ONCE_LUA = """\
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+if ARGV[2] == '1' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+else
+  redis.call('LPUSH', KEYS[2], ARGV[3])
+end
+return 1
+"""
+
 # KEYS: dead, deliveries. ARGV: data, reason.
 _ADD_DEAD_LUA = """\
 local t = redis.call('TIME')
@@ -194,6 +226,8 @@ return 0
 _INSTALL_HINT = "pip install 'huey-ng[redis]'"
 #: Expired leases requeued per script call (bounds the time one call blocks the server).
 _REQUEUE_BATCH = 500
+#: Due scheduled messages leased per script call (same reason).
+_SCHEDULE_BATCH = 500
 _STREAM_ID = re.compile(r"\d+-\d+")
 
 
@@ -234,6 +268,10 @@ class RedisLeasesMixin:
 
         def queue_size(self) -> int: ...
 
+        def _stamp(self) -> bytes: ...  # the priority (zset) queue's FIFO stamp
+
+        schedule_key: str
+
         def _scan(self, prefix: str) -> list[bytes]: ...
 
     supports_leases = True
@@ -255,6 +293,8 @@ class RedisLeasesMixin:
         self._pop_dead_lua, self._acquire_lua = script(_POP_DEAD_LUA), script(_ACQUIRE_LUA)
         self._release_named_lua = script(_RELEASE_NAMED_LUA)
         self._take_many_lua, self._ack_many_lua = script(_TAKE_MANY_LUA), script(_ACK_MANY_LUA)
+        self._schedule_take_lua = script(_SCHEDULE_TAKE_LUA)
+        self._enqueue_once_lua = script(_ENQUEUE_ONCE_LUA)
 
     @property
     def _zset(self) -> str:
@@ -328,6 +368,12 @@ class RedisLeasesMixin:
                 self._queue_put(pipe, op[1], op[2], op[3])
             elif op[0] == "delete":
                 self._queue_delete(pipe, op[1])
+            elif op[0] == "enqueue":
+                member, score = self._queue_member(op[1], op[2])
+                if self.priority:
+                    pipe.zadd(self.queue_key, {member: score})
+                else:
+                    pipe.lpush(self.queue_key, member)
             elif op[0] == "ack":
                 if op[1]:
                     tokens.append(op[1])
@@ -338,6 +384,44 @@ class RedisLeasesMixin:
             keys = [self.leases_key, self.leased_key, self.deliveries_key]
             pipe.evalsha(self._ack_many_lua.sha, len(keys), *keys, self._zset, *tokens)
         return pipe
+
+    def _queue_member(self, data: bytes, priority: float | None) -> tuple[bytes, float]:
+        """The queue member and zset score of a message, as ``enqueue`` stores it."""
+        if not self.priority:
+            if priority:
+                raise NotImplementedError(
+                    f"{type(self).__name__} has no priority support; "
+                    "use PriorityRedisStorage (PriorityRedisHuey)"
+                )
+            return data, 0.0
+        return self._stamp() + data, -(priority or 0)
+
+    def read_schedule_leased(self, ts: datetime.datetime, lease_seconds: float) -> list[Delivery]:
+        """Move the due messages from the schedule into leases (a Lua script per 500)."""
+        lease_ms = _positive_ms(lease_seconds)
+        keys = [self.schedule_key, self.leases_key, self.leased_key]
+        score = repr(time.mktime(ts.timetuple()) + ts.microsecond / 1e6)  # as add_to_schedule
+        stamp = self._stamp() if self.priority else b""
+        taken: list[Delivery] = []
+        while True:
+            prefix = f"s{uuid.uuid4().hex}."
+            args = [score, lease_ms, self._zset, prefix, _SCHEDULE_BATCH, stamp]
+            flat = self._schedule_take_lua(keys=keys, args=args)
+            taken += [
+                Delivery(bytes(flat[i + 1]), bytes(flat[i]).decode(), 0)
+                for i in range(0, len(flat), 2)
+            ]
+            if len(flat) < 2 * _SCHEDULE_BATCH:
+                return taken
+
+    def enqueue_once(
+        self, key: str, ttl: float, data: bytes, priority: float | None = None
+    ) -> bool:
+        """Claim ``key`` and enqueue ``data`` in one Lua script (both or neither)."""
+        member, score = self._queue_member(data, priority)
+        keys = [self.claim_prefix + key, self.queue_key]
+        args = [_positive_ms(ttl), self._zset, member, repr(score)]
+        return bool(self._enqueue_once_lua(keys=keys, args=args))
 
     def _wait_for_message(self, timeout: float) -> bool:
         """Block until the queue is not empty, without taking anything; False on timeout.

@@ -334,22 +334,22 @@ class BaseSqlStorage(SqliteLeasesMixin, BaseStorage):
 
     def read_schedule(self, ts: datetime.datetime) -> list[bytes]:
         """Remove and return every message due at or before ``ts``, soonest first."""
-        params = (self.name, ts.timestamp())
+        return self._write(lambda conn: self._take_due(conn, ts))
 
-        def take(conn: Any) -> list[bytes]:
-            rows = conn.execute(
-                "select id, data from schedule where queue = ? and timestamp <= ? "
-                "order by timestamp, id",
-                params,
-            ).fetchall()
-            ids = [row[0] for row in rows]
-            for start in range(0, len(ids), DELETE_CHUNK):
-                chunk = ids[start : start + DELETE_CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                conn.execute(f"delete from schedule where id in ({marks})", chunk)
-            return [bytes(row[1]) for row in rows]
-
-        return self._write(take)
+    def _take_due(self, conn: Any, ts: datetime.datetime) -> list[bytes]:
+        """Delete the messages due at ``ts`` from the schedule and return them, soonest
+        first (inside a write transaction)."""
+        rows = conn.execute(
+            "select id, data from schedule where queue = ? and timestamp <= ? "
+            "order by timestamp, id",
+            (self.name, ts.timestamp()),
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), DELETE_CHUNK):
+            chunk = ids[start : start + DELETE_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            conn.execute(f"delete from schedule where id in ({marks})", chunk)
+        return [bytes(row[1]) for row in rows]
 
     def schedule_size(self) -> int:
         """Number of scheduled messages."""

@@ -10,6 +10,7 @@ The waiting take and ``wait_result`` live in :mod:`huey.storage._sqlite_wait`.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import threading
 import time
@@ -79,6 +80,8 @@ class SqliteLeasesMixin(SqliteWaitMixin):
         def _pop_row(self, conn: Any, key: str) -> bytes | type[EmptyData]: ...
 
         def has_data_for_key(self, key: str) -> bool: ...
+
+        def _take_due(self, conn: Any, ts: datetime.datetime) -> list[bytes]: ...
 
     supports_leases = True
 
@@ -189,10 +192,10 @@ class SqliteLeasesMixin(SqliteWaitMixin):
         """
         ops = list(ops)
         for op in ops:
-            if not op or op[0] not in ("put", "delete", "ack"):
+            if not op or op[0] not in ("put", "delete", "enqueue", "ack"):
                 raise ValueError(
                     f"unknown write operation {op[:1]!r}: expected ('put', key, value, "
-                    "is_result), ('delete', key) or ('ack', token)"
+                    "is_result), ('delete', key), ('enqueue', data, priority) or ('ack', token)"
                 )
         if not ops:
             return
@@ -205,6 +208,11 @@ class SqliteLeasesMixin(SqliteWaitMixin):
                     self._put_row(conn, op[1], op[2])
                 elif op[0] == "delete":
                     self._pop_row(conn, op[1])
+                elif op[0] == "enqueue":
+                    conn.execute(
+                        "insert into task (queue, data, priority) values (?, ?, ?)",
+                        (self.name, op[1], float(op[2] or 0)),
+                    )
             self._ack_rows(conn, tokens)
 
         if tokens:
@@ -226,6 +234,47 @@ class SqliteLeasesMixin(SqliteWaitMixin):
                 f"delete from hueyng_lease where queue = ? and token in ({marks})",
                 (self.name, *chunk),
             )
+
+    def read_schedule_leased(self, ts: datetime.datetime, lease_seconds: float) -> list[Delivery]:
+        """Move the due messages from the schedule into leases (priority 0, count 0) in one
+        transaction; ``requeue_expired`` queues those never acknowledged."""
+
+        def take(conn: Any) -> list[Delivery]:
+            due = self._take_due(conn, ts)
+            expires = time.time() + lease_seconds
+            taken = [Delivery(data, uuid.uuid4().hex, 0) for data in due]
+            conn.executemany(
+                "insert into hueyng_lease (token, queue, data, digest, priority, expires_at, "
+                "count) values (?, ?, ?, ?, 0, ?, 0)",
+                [
+                    (d.token, self.name, d.data, hashlib.sha1(d.data).digest(), expires)
+                    for d in taken
+                ],
+            )
+            return taken
+
+        if not self._read(
+            "select 1 from schedule where queue = ? and timestamp <= ? limit 1",
+            (self.name, ts.timestamp()),
+        ):
+            return []  # the usual case each second: no write lock taken
+        return self._ng_write(take)
+
+    def enqueue_once(
+        self, key: str, ttl: float, data: bytes, priority: float | None = None
+    ) -> bool:
+        """Claim ``key`` and enqueue ``data`` in one transaction (both or neither)."""
+
+        def claim_and_enqueue(conn: Any) -> bool:
+            if not self._claim_row(conn, key, ttl):
+                return False
+            conn.execute(
+                "insert into task (queue, data, priority) values (?, ?, ?)",
+                (self.name, data, float(priority or 0)),
+            )
+            return True
+
+        return self._ng_write(claim_and_enqueue)
 
     def ack(self, token: str | None) -> None:
         """Forget a leased message and its delivery count (unknown tokens are ignored)."""
@@ -302,7 +351,7 @@ class SqliteLeasesMixin(SqliteWaitMixin):
             # The delivery count outlives the lease ("where true" disambiguates the upsert).
             conn.execute(
                 "insert into hueyng_delivery (queue, digest, count) select queue, digest, count "
-                "from hueyng_lease where queue = ? and expires_at <= ? and true "
+                "from hueyng_lease where queue = ? and expires_at <= ? and count > 0 "
                 "on conflict (queue, digest) do update set count = excluded.count",
                 params,
             )
@@ -385,21 +434,21 @@ class SqliteLeasesMixin(SqliteWaitMixin):
 
     def claim(self, key: str, ttl: float) -> bool:
         """Atomically take ``key`` for ``ttl`` seconds; False while someone else holds it."""
+        return self._ng_write(lambda conn: self._claim_row(conn, key, ttl))
 
-        def take(conn: Any) -> bool:
-            now = time.time()
-            # Claim keys are usually one-off (a periodic tick each), so expired ones are
-            # swept here and the table stays small.
-            conn.execute(
-                "delete from hueyng_claim where queue = ? and expires_at <= ?", (self.name, now)
-            )
-            cursor = conn.execute(
-                "insert or ignore into hueyng_claim (queue, key, expires_at) values (?, ?, ?)",
-                (self.name, key, now + ttl),
-            )
-            return bool(cursor.rowcount == 1)
-
-        return self._ng_write(take)
+    def _claim_row(self, conn: Any, key: str, ttl: float) -> bool:
+        """Insert the claim row unless an unexpired one exists (inside a write)."""
+        now = time.time()
+        # Claim keys are usually one-off (a periodic tick each), so expired ones are
+        # swept here and the table stays small.
+        conn.execute(
+            "delete from hueyng_claim where queue = ? and expires_at <= ?", (self.name, now)
+        )
+        cursor = conn.execute(
+            "insert or ignore into hueyng_claim (queue, key, expires_at) values (?, ?, ?)",
+            (self.name, key, now + ttl),
+        )
+        return bool(cursor.rowcount == 1)
 
     def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
         """Take the named lease if it is free, expired or already ``owner``'s (renewal)."""
