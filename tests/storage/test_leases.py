@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +20,15 @@ LEASE = 0.2
 
 def expire() -> None:
     time.sleep(LEASE * 3)
+
+
+def run_concurrently(functions: list[Callable[[], object]]) -> None:
+    """Run each function in a thread of its own and wait for them all (30 s at most)."""
+    threads = [threading.Thread(target=fn) for fn in functions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
 
 
 def test_backend_supports_leases(storage: BaseStorage) -> None:
@@ -102,11 +112,7 @@ def test_concurrent_takers_never_share_a_message(storage: BaseStorage) -> None:
                 seen.append(delivery.data)
             storage.ack(delivery.token)
 
-    threads = [threading.Thread(target=taker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_concurrently([taker] * 4)
     assert sorted(seen) == sorted(b"m%d" % i for i in range(60))
 
 
@@ -220,11 +226,7 @@ def test_concurrent_claims_have_one_winner(storage: BaseStorage) -> None:
         barrier.wait()
         wins.append(storage.claim("race", 30))
 
-    threads = [threading.Thread(target=claimer) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_concurrently([claimer] * 6)
     assert sorted(wins) == [False] * 5 + [True]
 
 
@@ -294,11 +296,7 @@ def test_concurrent_schedule_moves_hand_out_each_message_once(storage: BaseStora
             with lock:
                 seen.extend(d.data for d in taken)
 
-    threads = [threading.Thread(target=mover) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_concurrently([mover] * 4)
     assert sorted(seen) == sorted(b"s%d" % i for i in range(40))
 
 
@@ -331,9 +329,5 @@ def test_concurrent_enqueue_once_enqueues_one(storage: BaseStorage) -> None:
         barrier.wait()
         storage.enqueue_once("periodic:race", 30, b"from-%d" % i)
 
-    threads = [threading.Thread(target=ticker, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_concurrently([lambda i=i: ticker(i) for i in range(6)])
     assert storage.queue_size() == 1
