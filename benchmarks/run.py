@@ -121,14 +121,13 @@ def ensure_upstream_venv() -> Path:
     return python
 
 
-def snapshot_source(into: Path) -> Path | None:
-    """Copy ``src/huey`` so that the whole run measures one version of huey-ng.
+def snapshot_source(into: Path, source: Path = ROOT / "src" / "huey") -> Path | None:
+    """Copy ``src/huey`` (or ``source``) so that the whole run measures one version of huey-ng.
 
     huey-ng is installed editable; the copy goes first on ``PYTHONPATH`` of the
     huey-ng runs, so edits made to the work tree while the benchmark runs (it
     takes a while) cannot mix versions or break a run half-way.
     """
-    source = ROOT / "src" / "huey"
     if not source.is_dir():
         return None
     shutil.copytree(source, into / "huey", ignore=shutil.ignore_patterns("__pycache__"))
@@ -391,10 +390,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
     parser.add_argument(
+        "--ng-source", type=Path, default=ROOT / "src" / "huey",
+        help="the huey package directory to run as huey-ng (default: src/huey), e.g. an "
+        "older revision extracted with 'git archive' for a before/after comparison",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-snapshot", dest="use_snapshot", action="store_false",
         help="run huey-ng from the live src/ tree instead of a copy taken at start",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.use_snapshot and args.ng_source.resolve() != (ROOT / "src" / "huey").resolve():
+        parser.error("--ng-source needs the snapshot (drop --no-snapshot)")
     args.n = args.n or (500 if args.quick else 10_000)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.trips = args.trips or (50 if args.quick else 200)
@@ -418,8 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     known = build_scenarios(args.n, args.memory_steps, args.trips)
     scenarios = [known[key] for key in known if key in args.scenarios]
     args.revision = source_revision()
+    if args.ng_source.resolve() != (ROOT / "src" / "huey").resolve():
+        args.revision = f"source {args.ng_source}"
     with tempfile.TemporaryDirectory(prefix="huey-bench-src-") as snap:
-        args.snapshot = snapshot_source(Path(snap)) if args.use_snapshot else None
+        source = args.ng_source.resolve()
+        args.snapshot = snapshot_source(Path(snap), source) if args.use_snapshot else None
         outcomes = run_all(args, pythons, scenarios)
     report = render_report(args, scenarios, outcomes)
     print(report, end="")

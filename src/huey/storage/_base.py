@@ -190,6 +190,21 @@ class BaseStorage:
             time.sleep(max(sleep, 0))
             delay *= backoff
 
+    def wait_and_read(
+        self,
+        key: str,
+        timeout: float | None = None,
+        backoff: float = 1.15,
+        max_delay: float = 1.0,
+        peek: bool = False,
+    ) -> bytes | type[EmptyData]:
+        """Wait like :meth:`wait_result`, then read ``key`` (destructively unless ``peek``);
+        ``EmptyData`` on timeout. Redis and PostgreSQL override it to wait and read in
+        fewer round trips (``Result.get(blocking=True)`` uses it)."""
+        if not self.wait_result(key, timeout, backoff, max_delay):
+            return EmptyData
+        return self.peek_data(key) if peek else self.pop_data(key)
+
     def result_store_size(self) -> int:
         """Number of keys in the result / key-value store."""
         raise NotImplementedError

@@ -41,6 +41,7 @@ from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
 from huey.storage._base import BaseStorage
 from huey.storage._postgres_leases import _NOW, Params, PostgresLeasesMixin, T, _ng_queries
+from huey.storage._wakeup import take_waiting
 
 _INSTALL_HINT = "pip install 'huey-ng[postgres]'"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -248,28 +249,32 @@ class PostgresStorage(PostgresLeasesMixin, BaseStorage):
         return self._take_blocking(self._dequeue_once)
 
     def _take_blocking(self, take: Callable[[], T | None]) -> T | None:
-        """``take()``; when blocking and it finds nothing, wait for an enqueue's NOTIFY."""
-        data = take()
-        if data is not None or not self.blocking:
-            return data
-        deadline = time.monotonic() + self.read_timeout
-        try:
-            listener, fresh = self._listener(self.queue_channel)
-        except self._pg.OperationalError:
-            self._drop_listener()
-            raise
-        if fresh:
-            # A message enqueued before LISTEN took effect sent its notification too early.
+        """``take()``; when blocking and it finds nothing, wait for an enqueue's NOTIFY.
+
+        One thread of the process waits at a time (see :mod:`huey.storage._wakeup`), on a
+        LISTEN connection the process's takers share: it stays subscribed, so an enqueue
+        notified while no thread was waiting still wakes the next waiter.
+        """
+        if not self.blocking:
+            return take()
+
+        def take_now() -> list[T]:
             data = take()
-        while data is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            if self._wait_notify(listener, self.queue_channel, remaining):
-                data = take()
-            elif listener.closed or listener.broken:
-                return None  # the next call reconnects (or reports the outage)
-        return data
+            return [] if data is None else [data]
+
+        def wait_and_take(seconds: float) -> list[T] | None:
+            listener = self._take_listener()  # subscribed before the take: nothing slips by
+            found = take_now()
+            if found:
+                return found
+            if self._wait_notify(listener, self.queue_channel, seconds):
+                return take_now()
+            if listener.closed or listener.broken:
+                return None  # end the wait: the next call reconnects (or reports the outage)
+            return []
+
+        taken = take_waiting(self, self.read_timeout, take_now, wait_and_take)
+        return taken[0] if taken else None
 
     def queue_size(self) -> int:
         return int(self._fetchone(self._sql["queue_size"], (self.name,))[0])
@@ -382,52 +387,123 @@ class PostgresStorage(PostgresLeasesMixin, BaseStorage):
             self._rowcount(self._sql["flush_expiry"], (self.name,))
 
     # -- waiting (LISTEN) ----------------------------------------------------------------
-    def _listener(self, channel: str) -> tuple[Any, bool]:
-        """This thread's LISTEN connection, listening on ``channel``; and whether it is new."""
+    def _take_listener(self) -> Any:
+        """The LISTEN connection of this process's waiting takes (only the thread holding
+        the wait gate uses it), subscribed to the queue channel."""
+        self._check_fork()
+        entry = self.__dict__.get("_take_listen")
+        if entry is not None and entry[0] == self._pid and not (entry[1].closed or entry[1].broken):
+            return entry[1]
+        conn = self._new_connection()
+        try:
+            sql = self._pg.sql
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.queue_channel)))
+        except BaseException:
+            conn.close()
+            raise
+        self._take_listen = (self._pid, conn)
+        return conn
+
+    def _listener(self) -> Any:
+        """This thread's connection for waiting on results."""
         self._check_fork()
         conn = getattr(self._local, "listener", None)
         if conn is None or conn.closed or conn.broken:
             conn = self._local.listener = self._new_connection()
-            self._local.channels = set()
-        if channel in self._local.channels:
-            return conn, False
-        sql = self._pg.sql
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        self._local.channels.add(channel)
-        return conn, True
+        return conn
 
-    def _unlisten(self, channel: str) -> None:
-        conn = getattr(self._local, "listener", None)
-        if conn is None or channel not in self._local.channels:
-            return
-        self._local.channels.discard(channel)
+    def _subscribed_query(self, conn: Any, query: str, params: Params, subscribe: str) -> Any:
+        """Run ``query`` on ``conn`` and return its first row; with ``subscribe`` (``LISTEN``
+        or ``UNLISTEN``), (un)subscribe the result channel in the same round trip.
+
+        A client-side bound cursor sends the statements as one simple query. LISTEN commits
+        on its own before the query runs, so a result committed after the query's snapshot
+        is always notified; UNLISTEN commits with the query.
+        """
         sql = self._pg.sql
+        if not subscribe:
+            return conn.execute(query, params).fetchone()
+        channel = sql.SQL(subscribe + " {}").format(sql.Identifier(self.result_channel))
+        cursor = self._pg.ClientCursor(conn)
         try:
-            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+            if subscribe == "LISTEN":
+                statements = sql.SQL("BEGIN; ") + channel + sql.SQL("; COMMIT; ") + sql.SQL(query)
+                cursor.execute(statements, params)
+                while cursor.nextset():  # the query's rows come last
+                    pass
+            else:
+                cursor.execute(sql.SQL(query) + sql.SQL("; ") + channel, params)
         except self._pg.Error:
-            self._drop_listener()
-
-    def _drop_listener(self) -> None:
-        conn = getattr(self._local, "listener", None)
-        self._local.listener = None
-        self._local.channels = set()
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+            conn.close()  # a private connection, maybe left inside a failed BEGIN: renew it
+            raise
+        return cursor.fetchone()
 
     def _wait_notify(
         self, conn: Any, channel: str, timeout: float, payload: str | None = None
     ) -> bool:
-        """Wait up to ``timeout`` for a notification on ``channel`` (matching ``payload``)."""
+        """Wait up to ``timeout`` for a notification on ``channel`` (matching ``payload``).
+
+        A connection that fails is closed (its next user opens a new one).
+        """
         try:
             for note in conn.notifies(timeout=timeout):
                 if note.channel == channel and (payload is None or note.payload in (payload, "")):
                     return True
         except self._pg.OperationalError:
-            self._drop_listener()
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not fail
+                pass
         return False
+
+    def _wait_for_key(
+        self,
+        key: str,
+        timeout: float | None,
+        max_delay: float,
+        probe: Callable[[Any, str], T | None],
+    ) -> T | None:
+        """Wait for ``key`` until ``probe(conn, subscribe)`` finds it; None on timeout.
+
+        ``probe`` looks the key up on ``conn`` (the thread's listener), (un)subscribing the
+        result channel in the same round trip (``_subscribed_query``): LISTEN with the first
+        look, UNLISTEN with the look that follows a wake-up (an idle listener would let
+        notifications pile up). The key is also looked up after every round of
+        ``max_delay`` seconds, for writers that do not notify (upstream huey).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        round_limit = max(max_delay, 0.05)
+        conn, listening = None, False
+        try:
+            while True:
+                if not listening or conn is None or conn.closed or conn.broken:
+                    conn, listening = self._listener(), True
+                    found = probe(conn, "LISTEN")
+                    if found is not None:
+                        return found
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                wait = round_limit if remaining is None else min(round_limit, remaining)
+                if self._wait_notify(conn, self.result_channel, wait, key):
+                    listening = False
+                    found = probe(conn, "UNLISTEN")
+                elif conn.closed or conn.broken:
+                    continue
+                else:
+                    found = probe(conn, "")
+                if found is not None:
+                    return found
+        finally:
+            if listening and conn is not None and not (conn.closed or conn.broken):
+                self._unlisten(conn)
+
+    def _unlisten(self, conn: Any) -> None:
+        sql = self._pg.sql
+        try:
+            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(self.result_channel)))
+        except self._pg.Error:
+            conn.close()
 
     def wait_result(
         self,
@@ -440,30 +516,48 @@ class PostgresStorage(PostgresLeasesMixin, BaseStorage):
 
         ``timeout=None`` waits forever and ``timeout=0`` checks once. The key is re-checked
         at least every ``max_delay`` seconds, so writers that do not notify (upstream huey)
-        are still seen. A lost connection returns False.
+        are still seen. A lost connection returns False. A wait that is woken costs two
+        round trips (LISTEN with the first look-up, UNLISTEN with the last).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        round_limit = max(max_delay, 0.05)
+
+        def probe(conn: Any, subscribe: str) -> bool | None:
+            row = self._subscribed_query(conn, self._q("peek"), (self.name, key), subscribe)
+            return True if row is not None else None
+
         try:
-            if self.has_data_for_key(key):
-                return True
-            if deadline is not None and deadline <= time.monotonic():
-                return False
-            listener, _ = self._listener(self.result_channel)
-            try:
-                while not self.has_data_for_key(key):
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        return False
-                    wait = round_limit if remaining is None else min(round_limit, remaining)
-                    self._wait_notify(listener, self.result_channel, wait, key)
-                    listener, _ = self._listener(self.result_channel)
-                return True
-            finally:
-                # Stop listening: an idle listener would let notifications pile up.
-                self._unlisten(self.result_channel)
+            if timeout is not None and timeout <= 0:
+                return self.has_data_for_key(key)
+            return bool(self._wait_for_key(key, timeout, max_delay, probe))
         except self._pg.OperationalError:
             return False
+
+    def wait_and_read(
+        self,
+        key: str,
+        timeout: float | None = None,
+        backoff: float = 1.15,
+        max_delay: float = 1.0,
+        peek: bool = False,
+    ) -> bytes | type[EmptyData]:
+        """``wait_result`` then ``pop_data`` (``peek_data`` with ``peek``), in fewer round
+        trips: the read that follows a wake-up goes with the UNLISTEN, so a woken wait costs
+        two round trips in all. ``EmptyData`` on timeout or a lost connection.
+        """
+        if timeout is not None and timeout <= 0:
+            return self.peek_data(key) if peek else self.pop_data(key)
+        query = self._q("peek" if peek else "pop")
+
+        def probe(conn: Any, subscribe: str) -> bytes | None:
+            row = self._subscribed_query(conn, query, (self.name, key), subscribe)
+            if row is None or (not peek and row[1]):  # row[1]: the popped value had expired
+                return None
+            return bytes(row[0])
+
+        try:
+            value = self._wait_for_key(key, timeout, max_delay, probe)
+        except self._pg.OperationalError:
+            return EmptyData
+        return EmptyData if value is None else value
 
     # -- counters ------------------------------------------------------------------------
     def incr(self, key: str, amount: int = 1) -> int:

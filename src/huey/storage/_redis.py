@@ -33,8 +33,8 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
@@ -77,6 +77,22 @@ end
 return 0
 """
 
+# pop_data as one script, so that it can follow a BLPOP in a pipeline (a BLPOP inside MULTI
+# does not block). KEYS: results hash[, ttl key]. ARGV: field.
+_POP_LUA = """\
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if value then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if KEYS[2] then
+  local expiring = redis.call('GET', KEYS[2])
+  if expiring then
+    redis.call('DEL', KEYS[2])
+    if not value then value = expiring end
+  end
+end
+return value
+"""
+
+_F = TypeVar("_F")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 #: Default seconds to wait for a TCP connect, so a dead server fails fast instead of hanging.
@@ -162,6 +178,7 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
         self._pie = self.conn.register_script(_PUT_IF_EMPTY_LUA)
         self._pie_ttl = self.conn.register_script(_PUT_IF_EMPTY_TTL_LUA)
         self._pie_hfe = self.conn.register_script(_PUT_IF_EMPTY_HFE_LUA)
+        self._pop_lua = self.conn.register_script(_POP_LUA)
         self._hfe: bool | None = None  # server has per-field hash expiry; probed lazily
         self.queue_key = f"huey.redis.{self.name}"
         self.schedule_key = f"huey.schedule.{self.name}"
@@ -369,8 +386,14 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
         if self._has_hfe():
             return bool(self.conn.hexists(self.result_key, key))
         pipe = self.conn.pipeline(transaction=False)
-        pipe.hexists(self.result_key, key).exists(self._ttl_key(key))
+        self._queue_has_data(pipe, key)
         return any(pipe.execute())
+
+    def _queue_has_data(self, pipe: Any, key: str) -> None:
+        """Add the look-up of ``has_data_for_key`` to ``pipe`` (any true reply: found)."""
+        pipe.hexists(self.result_key, key)
+        if not self._has_hfe():
+            pipe.exists(self._ttl_key(key))
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         keys = [self.result_key, self._ttl_key(key)]
@@ -398,24 +421,112 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
         if not self.notify_result:
             return super().wait_result(key, timeout, backoff, max_delay)
         redis = _redis_module()
-        notify_key = f"huey.notify.{self.name}.{key}"
+        try:
+            if self.has_data_for_key(key):
+                return True
+            return self._wait_rounds(key, timeout, max_delay, self._wait_round) is not None
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    def wait_and_read(
+        self,
+        key: str,
+        timeout: float | None = None,
+        backoff: float = 1.15,
+        max_delay: float = 1.0,
+        peek: bool = False,
+    ) -> bytes | type[EmptyData]:
+        """``wait_result`` then ``pop_data`` (``peek_data`` with ``peek``), in fewer round
+        trips: the read is pipelined behind each BLPOP, so a woken wait returns the value
+        without another round trip. ``EmptyData`` on timeout or a lost connection.
+        """
+        value = self.peek_data(key) if peek else self.pop_data(key)
+        if value is not EmptyData or (timeout is not None and timeout <= 0):
+            return value
+        if not self.notify_result:
+            if not super().wait_result(key, timeout, backoff, max_delay):
+                return EmptyData
+            return self.peek_data(key) if peek else self.pop_data(key)
+        redis = _redis_module()
+
+        def wait_round(key: str, wait: float) -> bytes | None:
+            return self._wait_round_read(key, wait, peek)
+
+        try:
+            found = self._wait_rounds(key, timeout, max_delay, wait_round)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return EmptyData
+        return EmptyData if found is None else found
+
+    def _wait_rounds(
+        self,
+        key: str,
+        timeout: float | None,
+        max_delay: float,
+        wait_round: Callable[[str, float], _F | None],
+    ) -> _F | None:
+        """Call ``wait_round(key, seconds)`` until it finds something; None on timeout.
+
+        A round lasts at most ``max_delay`` (and half the socket timeout), so the key is
+        looked up that often even when no notification comes (writers that do not notify).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         round_limit = min(max(max_delay, 0.05), _MAX_WAIT_ROUND)
         socket_timeout = self._socket_timeout()
         if socket_timeout is not None:
             round_limit = min(round_limit, socket_timeout / 2)
-        try:
-            while not self.has_data_for_key(key):
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                # BLPOP timeout 0 means "forever": never let a round reach 0.
-                wait = round_limit if remaining is None else min(round_limit, remaining)
-                if self.conn.blpop(notify_key, timeout=max(wait, 0.01)) is not None:
-                    self.conn.delete(notify_key)
-            return True
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            found = wait_round(
+                key, round_limit if remaining is None else min(round_limit, remaining)
+            )
+            if found is not None:
+                return found
+
+    def _blpop_pipeline(self, key: str, wait: float) -> Any:
+        """A pipeline that BLPOPs the notification list of ``key``, then deletes it (a
+        result notified twice must not wake a later wait for nothing). Whatever is queued
+        behind runs the moment the BLPOP returns (woken, or at the end of the round), so a
+        wake-up costs no extra round trip."""
+        notify_key = f"huey.notify.{self.name}.{key}"
+        pipe = self.conn.pipeline(transaction=False)
+        # BLPOP timeout 0 means "forever": never let a round reach 0.
+        return pipe.blpop(notify_key, timeout=max(wait, 0.01)).delete(notify_key)
+
+    def _wait_round(self, key: str, wait: float) -> bool | None:
+        """One round of ``wait_result``: True when the key is there after it, else None."""
+        pipe = self._blpop_pipeline(key, wait)
+        self._queue_has_data(pipe, key)
+        return True if any(pipe.execute()[2:]) else None
+
+    def _wait_round_read(self, key: str, wait: float, peek: bool) -> bytes | None:
+        """One round of ``wait_and_read``: the value read after it, or None."""
+        pipe = self._blpop_pipeline(key, wait)
+        self._queue_read(pipe, key, peek)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, _redis_module().exceptions.NoScriptError):
+                self.conn.script_load(_POP_LUA)  # the server lost its scripts (a restart)
+                value = self.peek_data(key) if peek else self.pop_data(key)
+                return value if isinstance(value, bytes) else None
+            if isinstance(reply, Exception):
+                raise reply
+        return next((bytes(value) for value in replies[2:] if value is not None), None)
+
+    def _queue_read(self, pipe: Any, key: str, peek: bool) -> None:
+        """Add ``peek_data`` (or ``pop_data``, as one script) to ``pipe``; the value is the
+        first reply that is not None."""
+        ttl_keys = [] if self._has_hfe() else [self._ttl_key(key)]
+        if peek:
+            pipe.hget(self.result_key, key)
+            for ttl_key in ttl_keys:
+                pipe.get(ttl_key)
+        else:
+            keys = [self.result_key, *ttl_keys]
+            # EVALSHA directly: a Script called on a pipeline costs a SCRIPT EXISTS each time.
+            pipe.evalsha(self._pop_lua.sha, len(keys), *keys, key)
 
     def _scan(self, prefix: str) -> list[bytes]:
         pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
@@ -513,6 +624,12 @@ class RedisExpireStorage(RedisStorage):
 
     def has_data_for_key(self, key: str) -> bool:
         return bool(self.conn.exists(self._rkey(key)))
+
+    def _queue_has_data(self, pipe: Any, key: str) -> None:
+        pipe.exists(self._rkey(key))
+
+    def _queue_read(self, pipe: Any, key: str, peek: bool) -> None:
+        pipe.get(self._rkey(key))  # results are not deleted on read: they expire
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         px = None if ttl is None else _positive_ms(ttl)

@@ -23,10 +23,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from huey.exceptions import ConfigurationError
 from huey.storage._base import DeadLetter, Delivery
+from huey.storage._redis_wait import wait_and_take
+from huey.storage._wakeup import take_waiting
 
 # -- huey-ng leased delivery (Lua; the helpers below are prepended to each script) --------
 # A leased queue member is kept as "<score>:<member>" (score "0" for the list queue), so it
@@ -312,16 +315,11 @@ class RedisLeasesMixin:
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be a positive number, got {lease_seconds!r}")
         lease_ms = max(1, int(lease_seconds * 1000))
-        delivery = self._take(lease_ms)
-        if delivery is not None or not self.blocking:
-            return delivery
-        deadline = time.monotonic() + self.read_timeout
-        while delivery is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._wait_for_message(remaining):
-                return None
-            delivery = self._take(lease_ms)
-        return delivery
+        if not self.blocking:
+            return self._take(lease_ms)
+        wait = partial(wait_and_take, self, lease_ms=lease_ms, limit=1)
+        taken = take_waiting(self, self.read_timeout, partial(self._take_many, lease_ms, 1), wait)
+        return taken[0] if taken else None
 
     def _take_many(self, lease_ms: int, limit: int) -> list[Delivery]:
         keys = [self.queue_key, self.leases_key, self.leased_key, self.deliveries_key]
@@ -334,20 +332,17 @@ class RedisLeasesMixin:
 
     def dequeue_leased_many(self, lease_seconds: float, limit: int) -> list[Delivery]:
         """Lease up to ``limit`` messages in one Lua script; block like ``dequeue`` when the
-        queue is empty."""
+        queue is empty (one thread of the process waits on the server: see ``_wakeup``)."""
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be a positive number, got {lease_seconds!r}")
-        lease_ms = max(1, int(lease_seconds * 1000))
-        taken = self._take_many(lease_ms, max(1, limit))
-        if taken or not self.blocking:
-            return taken
-        deadline = time.monotonic() + self.read_timeout
-        while not taken:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._wait_for_message(remaining):
-                return []
-            taken = self._take_many(lease_ms, max(1, limit))
-        return taken
+        lease_ms, limit = max(1, int(lease_seconds * 1000)), max(1, limit)
+        if not self.blocking:
+            return self._take_many(lease_ms, limit)
+        now = partial(self._take_many, lease_ms, limit)
+        wait = partial(wait_and_take, self, lease_ms=lease_ms, limit=limit)
+        if self.priority or not self._blmove:  # polling waits: always look first
+            return take_waiting(self, self.read_timeout, now, wait)
+        return take_waiting(self, self.read_timeout, now, wait, lambda t: len(t) < limit)
 
     def apply_writes(self, ops: Iterable[tuple[Any, ...]]) -> None:
         """Store results, clear flags and acknowledge, all in one MULTI/EXEC round trip."""
