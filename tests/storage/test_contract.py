@@ -395,6 +395,27 @@ def test_wait_result(storage: BaseStorage) -> None:
     assert storage.peek_data("later") == b"done"
 
 
+def test_wait_and_read(storage: BaseStorage) -> None:
+    storage.put_data("ready", b"1", is_result=True)
+    assert storage.wait_and_read("ready", timeout=5, peek=True) == b"1"
+    assert storage.wait_and_read("ready", timeout=5) == b"1"  # destructive by default
+    assert (storage.peek_data("ready") is EmptyData) is not pop_is_peek(storage)
+    assert storage.wait_and_read("absent", timeout=0.2) is EmptyData
+    assert storage.wait_and_read("absent", timeout=0) is EmptyData
+
+    def write_later() -> None:
+        time.sleep(0.3)
+        storage.put_data("later", b"done", is_result=True)
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    try:
+        assert storage.wait_and_read("later", timeout=WAIT) == b"done"
+    finally:
+        writer.join(WAIT)
+    assert (storage.peek_data("later") is EmptyData) is not pop_is_peek(storage)
+
+
 # -- leased delivery -----------------------------------------------------------------------
 def test_dequeue_leased_and_ack(storage: BaseStorage) -> None:
     storage.enqueue(b"leased")
