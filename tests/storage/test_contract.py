@@ -376,18 +376,24 @@ def test_flush_all(storage: BaseStorage, base_time: datetime.datetime) -> None:
     assert storage.incr("c") == 1
 
 
+def put_later(storage: BaseStorage, key: str, value: bytes) -> threading.Thread:
+    """Store a result 0.3 s from now, from another thread (join the thread returned)."""
+
+    def write() -> None:
+        time.sleep(0.3)
+        storage.put_data(key, value, is_result=True)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    return writer
+
+
 def test_wait_result(storage: BaseStorage) -> None:
     storage.put_data("ready", b"1", is_result=True)
     assert storage.wait_result("ready", timeout=5) is True
     assert storage.wait_result("absent", timeout=0.2) is False
     assert storage.wait_result("absent", timeout=0) is False
-
-    def write_later() -> None:
-        time.sleep(0.3)
-        storage.put_data("later", b"done", is_result=True)
-
-    writer = threading.Thread(target=write_later)
-    writer.start()
+    writer = put_later(storage, "later", b"done")
     try:
         assert storage.wait_result("later", timeout=WAIT) is True
     finally:
@@ -402,13 +408,7 @@ def test_wait_and_read(storage: BaseStorage) -> None:
     assert (storage.peek_data("ready") is EmptyData) is not pop_is_peek(storage)
     assert storage.wait_and_read("absent", timeout=0.2) is EmptyData
     assert storage.wait_and_read("absent", timeout=0) is EmptyData
-
-    def write_later() -> None:
-        time.sleep(0.3)
-        storage.put_data("later", b"done", is_result=True)
-
-    writer = threading.Thread(target=write_later)
-    writer.start()
+    writer = put_later(storage, "later", b"done")
     try:
         assert storage.wait_and_read("later", timeout=WAIT) == b"done"
     finally:

@@ -203,6 +203,10 @@ class BaseStorage:
         fewer round trips (``Result.get(blocking=True)`` uses it)."""
         if not self.wait_result(key, timeout, backoff, max_delay):
             return EmptyData
+        return self._read_data(key, peek)
+
+    def _read_data(self, key: str, peek: bool) -> bytes | type[EmptyData]:
+        """``peek_data`` or, unless ``peek``, ``pop_data``."""
         return self.peek_data(key) if peek else self.pop_data(key)
 
     def result_store_size(self) -> int:

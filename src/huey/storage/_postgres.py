@@ -544,7 +544,7 @@ class PostgresStorage(PostgresLeasesMixin, BaseStorage):
         two round trips in all. ``EmptyData`` on timeout or a lost connection.
         """
         if timeout is not None and timeout <= 0:
-            return self.peek_data(key) if peek else self.pop_data(key)
+            return self._read_data(key, peek)
         query = self._q("peek" if peek else "pop")
 
         def probe(conn: Any, subscribe: str) -> bytes | None:

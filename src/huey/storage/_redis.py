@@ -440,13 +440,11 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
         trips: the read is pipelined behind each BLPOP, so a woken wait returns the value
         without another round trip. ``EmptyData`` on timeout or a lost connection.
         """
-        value = self.peek_data(key) if peek else self.pop_data(key)
+        value = self._read_data(key, peek)
         if value is not EmptyData or (timeout is not None and timeout <= 0):
             return value
         if not self.notify_result:
-            if not super().wait_result(key, timeout, backoff, max_delay):
-                return EmptyData
-            return self.peek_data(key) if peek else self.pop_data(key)
+            return super().wait_and_read(key, timeout, backoff, max_delay, peek)
         redis = _redis_module()
 
         def wait_round(key: str, wait: float) -> bytes | None:
@@ -509,7 +507,7 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
         for reply in replies:
             if isinstance(reply, _redis_module().exceptions.NoScriptError):
                 self.conn.script_load(_POP_LUA)  # the server lost its scripts (a restart)
-                value = self.peek_data(key) if peek else self.pop_data(key)
+                value = self._read_data(key, peek)
                 return value if isinstance(value, bytes) else None
             if isinstance(reply, Exception):
                 raise reply
