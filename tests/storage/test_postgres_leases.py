@@ -202,3 +202,21 @@ def test_dead_letters_and_claims(storage: PostgresStorage, admin: Any, unique_na
         storage.claim("k", 0)
     with pytest.raises(ValueError, match="lease_seconds"):
         storage.dequeue_leased(-1)
+
+
+def test_takes_commit_asynchronously_and_nothing_else_does(storage: PostgresStorage) -> None:
+    """A take's transaction skips the WAL flush (safe: a lost take leaves the message
+    queued); the setting is local to it, so results and acks on the same connection stay
+    durable."""
+    for i in range(3):
+        storage.enqueue(b"m%d" % i)
+
+    def take_reporting_commit_mode(conn: Any) -> tuple[Any, ...]:
+        with conn.transaction():
+            conn.execute(storage._sql["take"], {"q": storage.name, "t": "tok", "s": 30})
+            during = conn.execute("show synchronous_commit").fetchone()[0]
+        return during, conn.execute("show synchronous_commit").fetchone()[0]
+
+    assert storage._run(take_reporting_commit_mode) == ("off", "on")
+    assert len(storage.dequeue_leased_many(30, 5)) == 2
+    assert storage._fetchone("show synchronous_commit")[0] == "on"

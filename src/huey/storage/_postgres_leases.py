@@ -29,6 +29,11 @@ T = TypeVar("T")
 Params = tuple[Any, ...] | dict[str, Any]
 #: The server clock, in epoch seconds: every expiry is set and compared with it.
 _NOW = "extract(epoch from clock_timestamp())"
+#: Joined into a take: this statement's transaction commits without waiting for the WAL
+#: flush (``synchronous_commit`` is read at commit time). Safe for a take: if the server
+#: crashes before the WAL reaches the disk, the message is still queued, unleased, and is
+#: delivered again; any later durable commit (the task's result and ack) flushes it first.
+_ASYNC_COMMIT = "(select set_config('synchronous_commit', 'off', true)) async_commit"
 #: Due scheduled messages leased per statement.
 _SCHEDULE_BATCH = 500
 
@@ -278,7 +283,7 @@ def _ng_queries(p: str) -> dict[str, str]:
             c as (insert into {dlv} (queue, digest, count) select %(q)s, {digest}, 1 from g
                 on conflict (queue, digest) do update set count = {dlv}.count + 1
                 returning count)
-            select g.data, c.count from g, c""",
+            select g.data, c.count from g, c, {_ASYNC_COMMIT}""",
         "ack": f"""with g as (delete from {lease} where queue = %s and token = %s
                 returning queue, data)
             delete from {dlv} d using g where d.queue = g.queue and d.digest = {digest}""",
@@ -298,7 +303,8 @@ def _ng_queries(p: str) -> dict[str, str]:
                 select %(q)s, digest, count(*) from r group by digest
                 on conflict (queue, digest) do update set count = {dlv}.count + excluded.count
                 returning digest, count)
-            select r.rn, r.data, c.count from r join c on c.digest = r.digest order by r.rn""",
+            select r.rn, r.data, c.count from r join c on c.digest = r.digest, {_ASYNC_COMMIT}
+            order by r.rn""",
         # Due messages leave the schedule as leases at priority 0 (requeued if not acked).
         "schedule_take": f"""with g as (delete from {sched} where id in (select id from {sched}
                 where queue = %(q)s and "timestamp" <= %(ts)s order by "timestamp", id
