@@ -21,7 +21,8 @@ with ``put_if_empty(..., ttl=...)`` lives in its own string key
 readers only ever see the hash and are not confused by the extra keys.
 
 Leased delivery and the rest of huey-ng's state live in ``hueyng.*`` keys beside upstream's
-layout: see :mod:`huey.storage._redis_leases`.
+layout: see :mod:`huey.storage._redis_leases`. The waits (the waiting take, blocking result
+reads) are in :mod:`huey.storage._redis_wait`.
 
 The ``redis`` package is imported lazily, so ``import huey`` never needs it.
 """
@@ -33,13 +34,14 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
 from huey.storage._base import BaseStorage
 from huey.storage._redis_leases import RedisLeasesMixin, _positive_ms, _redis_module
+from huey.storage._redis_wait import RedisResultWaitMixin
 
 #: Atomically remove and return every schedule member with a score <= ARGV[1].
 SCHEDULE_POP_LUA = """\
@@ -92,13 +94,10 @@ end
 return value
 """
 
-_F = TypeVar("_F")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 #: Default seconds to wait for a TCP connect, so a dead server fails fast instead of hanging.
 DEFAULT_CONNECT_TIMEOUT = 5.0
-#: Longest single BLPOP of ``wait_result``; the hash is re-checked between rounds.
-_MAX_WAIT_ROUND = 5.0
 
 
 class _LazyRedisClient:
@@ -116,7 +115,7 @@ def _score(ts: datetime.datetime) -> float:
     return time.mktime(ts.timetuple()) + ts.microsecond / 1e6
 
 
-class RedisStorage(RedisLeasesMixin, BaseStorage):
+class RedisStorage(RedisResultWaitMixin, RedisLeasesMixin, BaseStorage):
     """Queue, schedule, results and counters in one Redis database.
 
     :param name: queue name; characters outside ``[A-Za-z0-9_]`` are removed unless
@@ -403,115 +402,6 @@ class RedisStorage(RedisLeasesMixin, BaseStorage):
             return bool(self._pie(keys=keys, args=[key, value]))
         script = self._pie_hfe if self._has_hfe() else self._pie_ttl
         return bool(script(keys=keys, args=[key, value, _positive_ms(ttl)]))
-
-    def wait_result(
-        self,
-        key: str,
-        timeout: float | None = None,
-        backoff: float = 1.15,
-        max_delay: float = 1.0,
-    ) -> bool:
-        """Wait for ``key``; with ``notify_result`` sleep in ``BLPOP`` instead of polling.
-
-        ``timeout=None`` waits forever, ``timeout=0`` checks once. The key is re-checked
-        after every BLPOP round (at most ``max_delay`` long), so a result stored by a writer
-        that does not notify (e.g. upstream huey with notify_result off) is still seen.
-        A lost or unresponsive connection returns False.
-        """
-        if not self.notify_result:
-            return super().wait_result(key, timeout, backoff, max_delay)
-        redis = _redis_module()
-        try:
-            if self.has_data_for_key(key):
-                return True
-            return self._wait_rounds(key, timeout, max_delay, self._wait_round) is not None
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
-
-    def wait_and_read(
-        self,
-        key: str,
-        timeout: float | None = None,
-        backoff: float = 1.15,
-        max_delay: float = 1.0,
-        peek: bool = False,
-    ) -> bytes | type[EmptyData]:
-        """``wait_result`` then ``pop_data`` (``peek_data`` with ``peek``), in fewer round
-        trips: the read is pipelined behind each BLPOP, so a woken wait returns the value
-        without another round trip. ``EmptyData`` on timeout or a lost connection.
-        """
-        value = self._read_data(key, peek)
-        if value is not EmptyData or (timeout is not None and timeout <= 0):
-            return value
-        if not self.notify_result:
-            return super().wait_and_read(key, timeout, backoff, max_delay, peek)
-        redis = _redis_module()
-
-        def wait_round(key: str, wait: float) -> bytes | None:
-            return self._wait_round_read(key, wait, peek)
-
-        try:
-            found = self._wait_rounds(key, timeout, max_delay, wait_round)
-        except (redis.ConnectionError, redis.TimeoutError):
-            return EmptyData
-        return EmptyData if found is None else found
-
-    def _wait_rounds(
-        self,
-        key: str,
-        timeout: float | None,
-        max_delay: float,
-        wait_round: Callable[[str, float], _F | None],
-    ) -> _F | None:
-        """Call ``wait_round(key, seconds)`` until it finds something; None on timeout.
-
-        A round lasts at most ``max_delay`` (and half the socket timeout), so the key is
-        looked up that often even when no notification comes (writers that do not notify).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        round_limit = min(max(max_delay, 0.05), _MAX_WAIT_ROUND)
-        socket_timeout = self._socket_timeout()
-        if socket_timeout is not None:
-            round_limit = min(round_limit, socket_timeout / 2)
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            found = wait_round(
-                key, round_limit if remaining is None else min(round_limit, remaining)
-            )
-            if found is not None:
-                return found
-
-    def _blpop_pipeline(self, key: str, wait: float) -> Any:
-        """A pipeline that BLPOPs the notification list of ``key``, then deletes it (a
-        result notified twice must not wake a later wait for nothing). Whatever is queued
-        behind runs the moment the BLPOP returns (woken, or at the end of the round), so a
-        wake-up costs no extra round trip."""
-        notify_key = f"huey.notify.{self.name}.{key}"
-        pipe = self.conn.pipeline(transaction=False)
-        # BLPOP timeout 0 means "forever": never let a round reach 0.
-        return pipe.blpop(notify_key, timeout=max(wait, 0.01)).delete(notify_key)
-
-    def _wait_round(self, key: str, wait: float) -> bool | None:
-        """One round of ``wait_result``: True when the key is there after it, else None."""
-        pipe = self._blpop_pipeline(key, wait)
-        self._queue_has_data(pipe, key)
-        return True if any(pipe.execute()[2:]) else None
-
-    def _wait_round_read(self, key: str, wait: float, peek: bool) -> bytes | None:
-        """One round of ``wait_and_read``: the value read after it, or None."""
-        pipe = self._blpop_pipeline(key, wait)
-        self._queue_read(pipe, key, peek)
-        replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, _redis_module().exceptions.NoScriptError):
-                self.conn.script_load(_POP_LUA)  # the server lost its scripts (a restart)
-                value = self._read_data(key, peek)
-                return value if isinstance(value, bytes) else None
-            if isinstance(reply, Exception):
-                raise reply
-        return next((bytes(value) for value in replies[2:] if value is not None), None)
 
     def _queue_read(self, pipe: Any, key: str, peek: bool) -> None:
         """Add ``peek_data`` (or ``pop_data``, as one script) to ``pipe``; the value is the
