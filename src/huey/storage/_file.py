@@ -30,13 +30,11 @@ that a huey-ng worker holds under a lease.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import shutil
 import struct
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -271,15 +269,8 @@ class FileStorage(FileLeasesMixin, BaseStorage):
             expiry = time.time() + lease_seconds
             for filename in self._due_files(ts):
                 data = self._read_file(filename)
-                if data is None:
-                    continue
-                token = uuid.uuid4().hex
-                lease_dir = os.path.join(self.lease_path, token)
-                os.makedirs(lease_dir)
-                digest = hashlib.sha1(data).hexdigest()
-                os.rename(filename, os.path.join(lease_dir, f"{digest}-{MAX_PRIORITY:04x}-0"))
-                os.utime(lease_dir, (expiry, expiry))
-                taken.append(Delivery(data, token, 0))
+                if data is not None:
+                    taken.append(self._lease_file(filename, data, f"{MAX_PRIORITY:04x}", 0, expiry))
         return taken
 
     def schedule_size(self) -> int:

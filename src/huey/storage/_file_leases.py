@@ -138,8 +138,6 @@ class FileLeasesMixin:
         file inside is named ``<sha1>-<priority prefix of the queue name>-<delivery count>``,
         so the count moves with the message in the same rename.
         """
-        token = uuid.uuid4().hex
-        lease_dir = os.path.join(self.lease_path, token)
         with self.lock:
             names = self._names(self.queue_path)
             if not names:
@@ -148,14 +146,23 @@ class FileLeasesMixin:
             data = self._read_file(filename)
             if data is None:
                 return None
-            digest = hashlib.sha1(data).hexdigest()
             prefix = names[0][:4] if _PRIORITY.match(names[0][:4]) else f"{MAX_PRIORITY:04x}"
-            count = self._get_count(digest) + 1
-            os.makedirs(lease_dir)
-            os.rename(filename, os.path.join(lease_dir, f"{digest}-{prefix}-{count}"))
-            expiry = time.time() + lease_seconds
-            os.utime(lease_dir, (expiry, expiry))
-            return Delivery(data, token, count)
+            count = self._get_count(hashlib.sha1(data).hexdigest()) + 1
+            return self._lease_file(filename, data, prefix, count, time.time() + lease_seconds)
+
+    def _lease_file(
+        self, filename: str, data: bytes, prefix: str, count: int, expiry: float
+    ) -> Delivery:
+        """Move message file ``filename`` (holding ``data``) into a new lease directory
+        expiring at ``expiry``; the name inside keeps its priority prefix and delivery
+        count. Call with the lock held."""
+        token = uuid.uuid4().hex
+        lease_dir = os.path.join(self.lease_path, token)
+        os.makedirs(lease_dir)
+        digest = hashlib.sha1(data).hexdigest()
+        os.rename(filename, os.path.join(lease_dir, f"{digest}-{prefix}-{count}"))
+        os.utime(lease_dir, (expiry, expiry))
+        return Delivery(data, token, count)
 
     def ack(self, token: str | None) -> None:
         """Forget a leased message and its delivery count (unknown tokens are ignored)."""

@@ -35,12 +35,17 @@ import struct
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError
 from huey.storage._base import BaseStorage
-from huey.storage._redis_leases import RedisLeasesMixin, _positive_ms, _redis_module
+from huey.storage._redis_leases import (
+    RedisLeasesMixin,
+    _positive_ms,
+    _redis_module,
+    _schedule_score,
+)
 from huey.storage._redis_wait import RedisResultWaitMixin
 
 #: Atomically remove and return every schedule member with a score <= ARGV[1].
@@ -108,11 +113,6 @@ class _LazyRedisClient:
 
     def __get__(self, obj: object, owner: type | None = None) -> Any:
         return _redis_module().Redis
-
-
-def _score(ts: datetime.datetime) -> float:
-    """Schedule score: the naive ``ts`` read as local time, with its microseconds."""
-    return time.mktime(ts.timetuple()) + ts.microsecond / 1e6
 
 
 class RedisStorage(RedisResultWaitMixin, RedisLeasesMixin, BaseStorage):
@@ -240,23 +240,13 @@ class RedisStorage(RedisResultWaitMixin, RedisLeasesMixin, BaseStorage):
 
     # -- queue ---------------------------------------------------------------------------
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
-        if priority:
-            raise NotImplementedError(
-                f"{type(self).__name__} has no priority support; "
-                "use PriorityRedisStorage (PriorityRedisHuey)"
-            )
-        self.conn.lpush(self.queue_key, data)
+        self.conn.lpush(self.queue_key, self._queue_member(data, priority)[0])
 
     def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
         """One LPUSH for every message (FIFO: the first given is taken first)."""
-        items = list(items)
-        if any(priority for _, priority in items):
-            raise NotImplementedError(
-                f"{type(self).__name__} has no priority support; "
-                "use PriorityRedisStorage (PriorityRedisHuey)"
-            )
-        if items:
-            self.conn.lpush(self.queue_key, *[data for data, _ in items])
+        members = [self._queue_member(data, priority)[0] for data, priority in items]
+        if members:
+            self.conn.lpush(self.queue_key, *members)
 
     def dequeue(self) -> bytes | None:
         # redis ConnectionError propagates on purpose: the consumer logs it and backs off.
@@ -281,10 +271,10 @@ class RedisStorage(RedisResultWaitMixin, RedisLeasesMixin, BaseStorage):
 
     # -- schedule ------------------------------------------------------------------------
     def add_to_schedule(self, data: bytes, ts: datetime.datetime) -> None:
-        self.conn.zadd(self.schedule_key, {data: _score(ts)})
+        self.conn.zadd(self.schedule_key, {data: _schedule_score(ts)})
 
     def read_schedule(self, ts: datetime.datetime) -> list[bytes]:
-        return list(self._schedule_pop(keys=[self.schedule_key], args=[repr(_score(ts))]))
+        return list(self._schedule_pop(keys=[self.schedule_key], args=[repr(_schedule_score(ts))]))
 
     def schedule_size(self) -> int:
         return int(self.conn.zcard(self.schedule_key))
@@ -570,6 +560,10 @@ class RedisPriorityQueue:
     _clock_lock = threading.Lock()
     _last_us = 0
 
+    if TYPE_CHECKING:  # provided by RedisStorage (RedisLeasesMixin)
+
+        def _queue_member(self, data: bytes, priority: float | None) -> tuple[bytes, float]: ...
+
     @classmethod
     def _stamp(cls) -> bytes:
         # Strictly increasing within this process even if the wall clock steps back.
@@ -579,11 +573,11 @@ class RedisPriorityQueue:
         return struct.pack(">Q", now)
 
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
-        self.conn.zadd(self.queue_key, {self._stamp() + data: -(priority or 0)})
+        self.conn.zadd(self.queue_key, dict([self._queue_member(data, priority)]))
 
     def enqueue_many(self, items: Iterable[tuple[bytes, float | None]]) -> None:
         """One ZADD for every message; increasing stamps keep FIFO order among equals."""
-        mapping = {self._stamp() + data: -(priority or 0) for data, priority in items}
+        mapping = dict(self._queue_member(data, priority) for data, priority in items)
         if mapping:
             self.conn.zadd(self.queue_key, mapping)
 

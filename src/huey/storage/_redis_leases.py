@@ -245,6 +245,11 @@ def _redis_module() -> Any:
     return redis
 
 
+def _schedule_score(ts: datetime.datetime) -> float:
+    """Schedule score: the naive ``ts`` read as local time, with its microseconds."""
+    return time.mktime(ts.timetuple()) + ts.microsecond / 1e6
+
+
 def _positive_ms(ttl: float) -> int:
     if ttl <= 0:
         raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
@@ -395,7 +400,7 @@ class RedisLeasesMixin:
         """Move the due messages from the schedule into leases (a Lua script per 500)."""
         lease_ms = _positive_ms(lease_seconds)
         keys = [self.schedule_key, self.leases_key, self.leased_key]
-        score = repr(time.mktime(ts.timetuple()) + ts.microsecond / 1e6)  # as add_to_schedule
+        score = repr(_schedule_score(ts))
         stamp = self._stamp() if self.priority else b""
         taken: list[Delivery] = []
         while True:
